@@ -1,0 +1,1 @@
+"""Pure Alembic + SQLAlchemy engine room of the dashboard; never imports Django."""
