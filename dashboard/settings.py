@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "dashboard.audit",
     "dashboard.approvals",
     "dashboard.api",
+    "axes",
     # -- apps added by feature work go above this line --
 ]
 
@@ -67,6 +68,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # AxesMiddleware must stay last: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
     # -- middleware added by feature work goes above this line --
 ]
 
@@ -152,6 +156,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # -- beat entries added by feature work go below this line --
+    "environments-refresh-every-minute": {
+        "task": "environments.refresh_all",
+        "schedule": timedelta(minutes=1),
+    },
+    "approvals-reap-lost-runs": {"task": "approvals.reap_lost_runs", "schedule": 2.0},
+    "approvals-redispatch-approved": {"task": "approvals.redispatch_approved", "schedule": 30.0},
+    "approvals-expire-approvals": {"task": "approvals.expire_approvals", "schedule": 300.0},
+    "audit-verify-chain-daily": {"task": "audit.verify_chain", "schedule": timedelta(days=1)},
 }
 
 # --- Mail ---------------------------------------------------------------------
@@ -172,9 +184,47 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY", False) else None
 )
+
+# Failed logins are throttled by django-axes: after AXES_FAILURE_LIMIT failures
+# for a username the account is locked for AXES_COOLOFF_TIME (audited).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("DASHBOARD_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_duration("DASHBOARD_LOGIN_LOCKOUT", timedelta(minutes=15))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# Lock the *account* (the attack on an approver's password), not the address:
+# behind a proxy or NAT a per-IP lock would lock out a whole office.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "dashboard/locked_out.html"
+AXES_VERBOSE = False
+# Approving a production request needs a password typed this recently.
+DASHBOARD_REAUTH_MAX_AGE = env_duration("DASHBOARD_REAUTH_MAX_AGE", timedelta(minutes=10))
+
+# Content Security Policy: scripts only from our own static files (htmx is
+# vendored, no CDN, no inline script). Inline *styles* stay allowed for the
+# admin's widgets and the revision graph's SVG attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Logging: plain lines to stderr; never log database URLs ----------------
 LOGGING = {
@@ -186,7 +236,20 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "alembic": {"level": "INFO"},
+        "alembic.runtime.plugins": {"level": "WARNING"},
     },
 }
 
 # -- settings added by feature work go below this line --
+
+# Environments (issue 4): seconds a status/drift read may wait for a target.
+ENVIRONMENTS_STATUS_TIMEOUT = env_int("DASHBOARD_STATUS_TIMEOUT", 3, minimum=1)
+ENVIRONMENTS_DRIFT_METADATA = env_str("DASHBOARD_DRIFT_METADATA", "magnetiq_schema:metadata")
+SQUAWK_CONFIG = env_path("DASHBOARD_SQUAWK_CONFIG", BASE_DIR / ".squawk.toml")
+
+# --- Approvals and execution (docs/approvals.md) -------------------------------
+DASHBOARD_RUN_HEARTBEAT = env_duration("DASHBOARD_RUN_HEARTBEAT", timedelta(seconds=5))
+DASHBOARD_RUN_LOCK_RETRIES = env_int("DASHBOARD_RUN_LOCK_RETRIES", 2, minimum=0)
+DASHBOARD_RUN_LOCK_RETRY_DELAY = env_duration(
+    "DASHBOARD_RUN_LOCK_RETRY_DELAY", timedelta(seconds=5)
+)

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from dashboard import views
+from dashboard import security, views
 
 admin.site.site_header = "Magnetiq2 migrations"
 admin.site.site_title = "Migrations dashboard"
@@ -13,6 +13,7 @@ core_patterns = (
     [
         path("", views.overview, name="overview"),
         path("healthz", views.healthz, name="healthz"),
+        path("reauthenticate/", security.reauthenticate, name="reauthenticate"),
     ],
     "dashboard",
 )
