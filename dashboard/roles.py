@@ -20,12 +20,18 @@ AUDITORS = "Auditors"
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     DEVELOPERS: [
         "dashboard.request_migration",
+        "api.add_apitoken",
+        "api.view_apitoken",
+        "api.change_apitoken",
         "environments.view_environment",
         "approvals.view_migrationrequest",
         "approvals.view_run",
     ],
     TECH_LEADS: [
         "dashboard.request_migration",
+        "api.add_apitoken",
+        "api.view_apitoken",
+        "api.change_apitoken",
         "dashboard.approve_migration",
         "environments.view_environment",
         "approvals.view_migrationrequest",

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "dashboard.approvals",
     "dashboard.api",
     "axes",
+    "ninja",  # django-ninja: serves the API docs page from static files (CSP)
     # -- apps added by feature work go above this line --
 ]
 
@@ -244,6 +245,7 @@ LOGGING = {
 
 # Environments (issue 4): seconds a status/drift read may wait for a target.
 ENVIRONMENTS_STATUS_TIMEOUT = env_int("DASHBOARD_STATUS_TIMEOUT", 3, minimum=1)
+ENVIRONMENTS_DRIFT_MAX_AGE = env_duration("DASHBOARD_DRIFT_MAX_AGE", timedelta(minutes=10))
 ENVIRONMENTS_DRIFT_METADATA = env_str("DASHBOARD_DRIFT_METADATA", "magnetiq_schema:metadata")
 SQUAWK_CONFIG = env_path("DASHBOARD_SQUAWK_CONFIG", BASE_DIR / ".squawk.toml")
 

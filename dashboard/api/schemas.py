@@ -1,0 +1,168 @@
+"""Request and response bodies of the API (pydantic, via django-ninja).
+
+These classes are the OpenAPI document: change them and the document
+changes. ``GraphOut`` mirrors :func:`dashboard.migrator.graph_export.revision_graph_as_dict`
+(the JSON of ``manage.py revision_graph --format json``) field for field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+
+
+class ErrorOut(Schema):
+    detail: str = Field(description="What went wrong, for people.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Field errors of a malformed body."
+    )
+
+
+# --- environments ---------------------------------------------------------
+
+
+class EnvironmentOut(Schema):
+    slug: str
+    name: str
+    position: int = Field(description="Place in the pipeline (dev 1, staging 2, production 3).")
+    description: str
+    status: str = Field(
+        description="up_to_date, pending, unreachable, no_version_table, unknown_revision or unknown."
+    )
+    status_label: str
+    current_heads: list[str]
+    pending: list[str] = Field(description="Revisions not yet applied, in upgrade order.")
+    status_error: str
+    status_refreshed_at: datetime | None
+    drift: str | None = Field(
+        description="clean, drift, not_at_head, error, or null when never checked."
+    )
+    dialect: str
+    required_approvals: int
+    url: str = Field(description="The environment's page in the dashboard.")
+
+
+# --- revision graph ---------------------------------------------------------
+
+
+class GraphRevisionOut(Schema):
+    id: str
+    down_revisions: list[str]
+    branch_labels: list[str]
+    depends_on: list[str]
+    message: str
+    create_date: str | None
+    path: str
+    sha256: str
+    row: int
+    lane: int
+
+
+class GraphErrorOut(Schema):
+    path: str | None
+    line: int | None
+    problem: str
+
+
+class GraphOut(Schema):
+    revisions: list[GraphRevisionOut]
+    heads: list[str]
+    bases: list[str]
+    merge_points: list[str]
+    branch_points: list[str]
+    errors: list[GraphErrorOut]
+
+
+# --- migration requests -------------------------------------------------------
+
+
+SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
+# No NUL (PostgreSQL text refuses it); targets are one word.
+TARGET_PATTERN = r"^[^\s\x00]+$"
+TEXT_PATTERN = r"^[^\x00]*$"
+
+
+class RequestIn(Schema):
+    environment: str = Field(
+        min_length=1, max_length=50, pattern=SLUG_PATTERN, description="Environment slug."
+    )
+    direction: Literal["upgrade", "downgrade"] = "upgrade"
+    target: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=TARGET_PATTERN,
+        description="As in the browser: heads, head, label@head, a revision id, -1 …",
+    )
+    reason: str = Field(
+        min_length=1, max_length=5000, pattern=TEXT_PATTERN, description="Why; shown to approvers."
+    )
+
+
+class PlanStepOut(Schema):
+    revision: str
+    message: str
+
+
+class ApprovalOut(Schema):
+    approver: str
+    decision: Literal["approve", "reject"]
+    comment: str
+    created_at: datetime
+    expired: bool
+
+
+class RunStepOut(Schema):
+    index: int
+    revision: str
+    applied_at: datetime
+
+
+class RunOut(Schema):
+    outcome: Literal["running", "succeeded", "failed", "interrupted"]
+    phase: str
+    started_at: datetime
+    heartbeat_at: datetime
+    finished_at: datetime | None
+    total_steps: int
+    current_revision: str
+    progress_percent: int
+    applied: list[RunStepOut]
+    committed: list[str]
+    final_heads: list[str] | None
+    reason: str
+    error: str
+
+
+class RequestOut(Schema):
+    id: int
+    url: str = Field(description="The request's page in the dashboard (post it in chat).")
+    environment: str
+    direction: Literal["upgrade", "downgrade"]
+    target: str
+    reason: str
+    status: Literal[
+        "pending",
+        "approved",
+        "running",
+        "succeeded",
+        "failed",
+        "interrupted",
+        "rejected",
+        "cancelled",
+    ]
+    status_label: str
+    requested_by: str
+    created_at: datetime
+    approved_at: datetime | None
+    ended_at: datetime | None
+    from_heads: list[str]
+    to_heads: list[str]
+    steps: list[PlanStepOut]
+    sql_sha256: str
+    destructive: bool
+    required_approvals: int
+    approvals_given: int = Field(description="Live (unexpired) approvals.")
+    approvals: list[ApprovalOut]
+    run: RunOut | None
