@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("slug", sa.String(length=255), nullable=False),
         sa.Column("title", JSON_VARIANT, nullable=False),
         sa.Column("content", JSON_VARIANT, nullable=True),
+        # Pre-blocks HTML body; superseded by content_blocks, dropped in 9c41d7e2f0ab.
+        sa.Column("legacy_html", sa.Text(), nullable=True),
         sa.Column("excerpt", JSON_VARIANT, nullable=True),
         sa.Column("meta_description", JSON_VARIANT, nullable=True),
         sa.Column("content_blocks", JSON_VARIANT, nullable=True),
