@@ -1,0 +1,324 @@
+"""Environment services: read status, check drift, compute and render plans.
+
+Contract: every function takes keyword-only arguments, resolves a database URL
+only for the duration of the call (never stores, logs or returns it) and
+turns target problems into states on the ``Environment`` row instead of
+raising. Status refreshes write only the cached status fields; configuration
+changes (admin, ``load_environments``) are audited where they happen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic.script import ScriptDirectory
+from django.conf import settings
+from django.utils import timezone
+from sqlalchemy.engine import make_url
+
+from dashboard.environments.models import Environment, EnvironmentConfigError
+from dashboard.migrator.drift import TargetUnreachable, draft_revision_file, drift_compare
+from dashboard.migrator.plan import Plan, PlanError, compute_plan, render_plan_sql
+from dashboard.migrator.risk import LintError, RevisionRisk, lint_plan
+from dashboard.migrator.secrets import mask_url
+from dashboard.migrator.sql import RevisionSQL, SQLRenderError
+from dashboard.migrator.status import EnvironmentState, EnvironmentStatus, status_read
+
+logger = logging.getLogger(__name__)
+
+Direction = Literal["upgrade", "downgrade"]
+
+
+class HistoryUnavailable(Exception):
+    """The Alembic project named by ``settings.ALEMBIC_CONFIG`` cannot be loaded."""
+
+
+def alembic_script() -> ScriptDirectory:
+    """The ScriptDirectory of ``settings.ALEMBIC_CONFIG`` (cached while its files are unchanged)."""
+    from dashboard.migrator.graph import load_revision_graph
+
+    graph = load_revision_graph(config_path=settings.ALEMBIC_CONFIG)
+    script = graph.script_directory()
+    if script is None:
+        problems = "; ".join(str(error) for error in graph.errors) or "unknown error"
+        raise HistoryUnavailable(f"the revision history cannot be loaded: {problems}")
+    return script
+
+
+def status_timeout() -> float:
+    return float(getattr(settings, "ENVIRONMENTS_STATUS_TIMEOUT", 3.0))
+
+
+def _drift_metadata() -> Any:
+    dotted = getattr(settings, "ENVIRONMENTS_DRIFT_METADATA", "magnetiq_schema:metadata")
+    module, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _head_messages(script: ScriptDirectory, heads: Iterable[str]) -> dict[str, str]:
+    messages = {}
+    for head in heads:
+        try:
+            rev = script.get_revision(head)
+        except Exception:  # unknown revision: no message to show
+            rev = None
+        messages[head] = (rev.doc or "").strip() if rev is not None else ""
+    return messages
+
+
+def _drift_is_fresh(
+    environment: Environment, status: EnvironmentStatus, max_age: timedelta | None
+) -> bool:
+    drift = environment.drift or {}
+    if max_age is None or not drift.get("checked_at"):
+        return False
+    if drift.get("heads") != list(status.current_heads) or drift.get("state") == "error":
+        return False
+    checked = datetime.fromisoformat(drift["checked_at"])
+    return datetime.now(UTC) - checked < max_age
+
+
+def drift_max_age() -> timedelta:
+    """How long the periodic refresh trusts a drift comparison at unchanged heads."""
+    return getattr(settings, "ENVIRONMENTS_DRIFT_MAX_AGE", timedelta(minutes=10))
+
+
+def _drift_state(status: EnvironmentStatus, url: str) -> dict[str, Any] | None:
+    """Drift at head only: compare live schema with the models; otherwise say why not."""
+    now = datetime.now(UTC).isoformat()
+    heads = list(status.current_heads)
+    if status.state == EnvironmentState.UNREACHABLE:
+        return None
+    if status.state != EnvironmentState.UP_TO_DATE:
+        return {"state": "not_at_head", "operations": None, "checked_at": now, "heads": heads}
+    try:
+        report = drift_compare(url, _drift_metadata(), connect_timeout=status_timeout())
+    except TargetUnreachable as exc:
+        return {"state": "error", "operations": None, "error": str(exc), "checked_at": now}
+    return {
+        "state": "drift" if report.has_drift else "clean",
+        "operations": list(report.operations),
+        "python": report.python,
+        "python_downgrade": report.python_downgrade,
+        "checked_at": now,
+        "heads": heads,
+    }
+
+
+def environment_status_refresh(
+    *,
+    environment: Environment,
+    check_drift: bool = True,
+    drift_max_age: timedelta | None = None,
+) -> Environment:
+    """Read the environment's database now and store the status on its row.
+
+    Never raises for target problems: unreachable databases, missing secrets
+    and unknown revisions become states. Takes a few seconds at most
+    (``settings.ENVIRONMENTS_STATUS_TIMEOUT`` per connection). Drift (the
+    expensive part: schema reflection) is compared again unless the last
+    comparison was at the same heads and is younger than ``drift_max_age``
+    (``None``: always compare, as the page's refresh button does).
+    """
+    detail: dict[str, Any] = {}
+    drift: dict[str, Any] | None = None
+    try:
+        script = alembic_script()
+        url = environment.database_url()
+    except (EnvironmentConfigError, HistoryUnavailable) as exc:
+        status = EnvironmentStatus(state=EnvironmentState.UNREACHABLE, error=str(exc))
+    else:
+        detail["dialect"] = make_url(url).get_backend_name()
+        detail["masked_url"] = mask_url(url)
+        status = status_read(
+            script,
+            url=url,
+            version_table=environment.version_table,
+            version_table_schema=environment.version_table_schema or None,
+            connect_timeout=status_timeout(),
+        )
+        detail["head_messages"] = _head_messages(script, status.current_heads)
+        detail["unknown_revisions"] = list(status.unknown_revisions)
+        if check_drift and _drift_is_fresh(environment, status, drift_max_age):
+            check_drift = False  # keep the stored comparison
+        elif check_drift:
+            drift = _drift_state(status, url)
+    environment.status_state = status.state.value
+    environment.current_heads = list(status.current_heads)
+    environment.pending = list(status.pending)
+    environment.status_error = status.error or ""
+    environment.status_detail = detail
+    fields = ["status_state", "current_heads", "pending", "status_error", "status_detail"]
+    if check_drift:
+        environment.drift = drift
+        fields.append("drift")
+    environment.status_refreshed_at = timezone.now()
+    environment.save(update_fields=[*fields, "status_refreshed_at"])
+    logger.info("environment %s status %s", environment.slug, environment.status_state)
+    return environment
+
+
+def environments_refresh_all(
+    *, environments: Iterable[Environment] | None = None, workers: int = 8
+) -> list[Environment]:
+    """Refresh several environments concurrently in this process (the CLI's ``--refresh``).
+
+    Celery fans out one task per environment instead (see ``tasks.py``).
+    """
+    rows = list(environments if environments is not None else Environment.objects.all())
+    if not rows:
+        return []
+
+    def one(env: Environment) -> Environment:
+        from django.db import connection
+
+        try:
+            return environment_status_refresh(environment=env)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rows)))) as pool:
+        return list(pool.map(one, rows))
+
+
+# --- plans ------------------------------------------------------------------
+
+
+@dataclass
+class RevisionPreview:
+    """One step of a plan as the detail page shows it."""
+
+    revision: str
+    message: str
+    is_merge: bool
+    sql: str
+    risk: RevisionRisk | None = None
+
+
+@dataclass
+class EnvironmentPlan:
+    """A plan for an environment with its SQL (environment's dialect) and risk (PostgreSQL)."""
+
+    target: str
+    direction: Direction
+    dialect: str
+    plan: Plan | None = None
+    revisions: list[RevisionPreview] = field(default_factory=list)
+    error: str = ""
+    lint_error: str = ""
+
+    @property
+    def sql(self) -> str:
+        return "".join(item.sql for item in self.revisions)
+
+    @property
+    def linted_other_dialect(self) -> bool:
+        return self.dialect != "postgresql"
+
+
+def _dialect(environment: Environment) -> str:
+    if environment.dialect:
+        return environment.dialect
+    try:
+        return make_url(environment.database_url()).get_backend_name()
+    except Exception:  # missing secret or bad URL: preview for PostgreSQL
+        return "postgresql"
+
+
+def environment_plan(
+    *,
+    environment: Environment,
+    target: str = "heads",
+    direction: Direction = "upgrade",
+    with_risk: bool = True,
+) -> EnvironmentPlan:
+    """The plan from the environment's last-read heads to ``target``, with SQL and risk.
+
+    Uses the cached status (refresh first for a live read). Problems (unknown
+    target, unreadable status, a revision that fails offline) are returned in
+    ``error``/``lint_error``, never raised.
+    """
+    dialect = _dialect(environment)
+    result = EnvironmentPlan(target=target, direction=direction, dialect=dialect)
+    if environment.status_state in (
+        Environment.StatusState.UNREACHABLE,
+        Environment.StatusState.UNKNOWN_REVISION,
+        Environment.StatusState.UNKNOWN,
+    ):
+        result.error = "The current revision is not known; refresh the status first."
+        return result
+    try:
+        script = alembic_script()
+        plan = compute_plan(
+            script,
+            current_heads=tuple(environment.current_heads or ()),
+            target=target,
+            direction=direction,
+        )
+        table = {
+            "version_table": environment.version_table,
+            "version_table_schema": environment.version_table_schema or None,
+        }
+        sql = render_plan_sql(script, plan, dialect=dialect, **table)
+    except (HistoryUnavailable, PlanError, SQLRenderError) as exc:
+        result.error = str(exc)
+        return result
+    result.plan = plan
+    risks: dict[str, RevisionRisk] = {}
+    if with_risk and plan.steps:
+        risks, result.lint_error = _risks(script, plan, dialect, sql, table)
+    for step, item in zip(plan.steps, sql, strict=False):
+        result.revisions.append(
+            RevisionPreview(
+                revision=step.revision,
+                message=step.message,
+                is_merge=step.is_merge,
+                sql=item.sql,
+                risk=risks.get(step.revision),
+            )
+        )
+    return result
+
+
+def _risks(
+    script: ScriptDirectory,
+    plan: Plan,
+    dialect: str,
+    sql: list[RevisionSQL],
+    table: dict[str, Any],
+) -> tuple[dict[str, RevisionRisk], str]:
+    try:
+        pg_sql = (
+            sql
+            if dialect == "postgresql"
+            else render_plan_sql(script, plan, dialect="postgresql", **table)
+        )
+        config = Path(getattr(settings, "SQUAWK_CONFIG", settings.BASE_DIR / ".squawk.toml"))
+        risks = lint_plan(
+            pg_sql, script=script, config_path=config, version_table=table["version_table"]
+        )
+    except (LintError, SQLRenderError) as exc:
+        return {}, str(exc)
+    return {risk.revision: risk for risk in risks}, ""
+
+
+def environment_drift_draft(*, environment: Environment) -> str:
+    """The draft revision file for the environment's last detected drift ('' when none)."""
+    drift = environment.drift or {}
+    if drift.get("state") != "drift":
+        return ""
+    from dashboard.migrator.drift import DriftReport
+
+    report = DriftReport(
+        operations=tuple(drift.get("operations") or ()),
+        python=drift.get("python", ""),
+        python_downgrade=drift.get("python_downgrade", ""),
+    )
+    return draft_revision_file(report=report, message=f"fix schema drift on {environment.slug}")
