@@ -46,6 +46,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "approvals.view_approval",
         "approvals.view_run",
         "audit.view_auditevent",
+        "audit.view_chainverification",
     ],
 }
 

@@ -61,3 +61,4 @@ class Command(BaseCommand):
 
         if "load_environments" in get_commands() and Path(path).exists():
             call_command("load_environments", path, stdout=self.stdout)
+            call_command("demo_targets", stdout=self.stdout)
