@@ -1,0 +1,114 @@
+"""Creating and cancelling migration requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from dashboard.approvals import transitions
+from dashboard.approvals.models import MigrationRequest
+from dashboard.approvals.planning import PinnedPlan, PlanRefused, plan_pin
+from dashboard.environments.models import Environment
+
+__all__ = [
+    "PlanRefused",
+    "RequestRefused",
+    "migration_request_cancel",
+    "migration_request_create",
+    "migration_request_preview",
+]
+
+
+class RequestRefused(Exception):
+    """The request cannot be created or changed; the message is for people."""
+
+
+def migration_request_preview(
+    *, environment: Environment, direction: str, target: str
+) -> PinnedPlan:
+    """The plan a request would pin right now. Writes nothing; raises ``PlanRefused``."""
+    return plan_pin(environment=environment, direction=direction, target=target)
+
+
+def migration_request_create(
+    *,
+    environment: Environment,
+    actor: Any,
+    direction: str,
+    target: str,
+    reason: str,
+    http_request: HttpRequest | None = None,
+) -> MigrationRequest:
+    """Pin the plan and create a pending request (audited), or refuse and create nothing.
+
+    Refuses (``RequestRefused``) when the reason is empty, another request of
+    the environment is approved or running, the target does not exist, the
+    plan is empty or the environment is unreachable. With
+    ``required_approvals == 0`` the request is approved at once and
+    dispatched after commit.
+    """
+    if not reason.strip():
+        raise RequestRefused("a reason is required")
+    _refuse_if_busy(environment)
+    try:
+        plan = plan_pin(environment=environment, direction=direction, target=target.strip())
+    except PlanRefused as exc:
+        raise RequestRefused(str(exc)) from None
+    with transaction.atomic():
+        Environment.objects.select_for_update().filter(pk=environment.pk).first()
+        _refuse_if_busy(environment)
+        request = MigrationRequest.objects.create(
+            environment=environment,
+            requested_by=actor,
+            direction=direction,
+            target=plan.target,
+            reason=reason.strip(),
+            dialect=plan.dialect,
+            from_heads=plan.from_heads,
+            to_heads=plan.to_heads,
+            steps=plan.steps,
+            sql=plan.sql,
+            sql_sha256=plan.sql_sha256,
+            findings=plan.findings,
+            destructive=plan.destructive,
+            drift=environment.drift,
+            required_approvals=environment.required_approvals,
+        )
+        transitions.request_created(request, actor=actor, http_request=http_request)
+        if environment.required_approvals == 0:
+            from dashboard.approvals.services.dispatch import run_dispatch_on_commit
+
+            transitions.request_approval_recorded(
+                request, actor=actor, http_request=http_request, approvals=0, final=True
+            )
+            run_dispatch_on_commit(request_id=request.pk)
+        else:
+            from dashboard.approvals.notifications import notify_approvers_on_commit
+
+            notify_approvers_on_commit(request_id=request.pk)
+    return request
+
+
+def _refuse_if_busy(environment: Environment) -> None:
+    busy = MigrationRequest.objects.filter(
+        environment=environment, status__in=MigrationRequest.ACTIVE_STATUSES
+    ).first()
+    if busy is not None:
+        raise RequestRefused(
+            f"request #{busy.pk} for {environment.slug} is {busy.get_status_display().lower()};"
+            " wait until it ends"
+        )
+
+
+def migration_request_cancel(
+    *, request: MigrationRequest, actor: Any, http_request: HttpRequest | None = None
+) -> None:
+    """The requester withdraws a pending request (audited). Others get ``RequestRefused``."""
+    if request.requested_by_id != getattr(actor, "pk", None):
+        raise RequestRefused("only the requester can cancel a request")
+    try:
+        transitions.request_cancelled(request, actor=actor, http_request=http_request)
+    except transitions.TransitionRefused as exc:
+        raise RequestRefused(str(exc)) from None
