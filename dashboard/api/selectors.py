@@ -169,10 +169,3 @@ def api_request_list(
     if status:
         rows = rows.filter(status=status)
     return [_request_dict(row) for row in rows.order_by("-created_at", "-id")[:limit]]
-
-
-def environment_busy(*, environment: Environment) -> bool:
-    """Whether a request of ``environment`` is approved or running (the 409 case)."""
-    return MigrationRequest.objects.filter(
-        environment=environment, status__in=MigrationRequest.ACTIVE_STATUSES
-    ).exists()

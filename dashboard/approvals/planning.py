@@ -30,6 +30,10 @@ class PlanRefused(Exception):
     """The plan cannot be pinned; the message says why, for people, without secrets."""
 
 
+class TargetUnavailable(PlanRefused):
+    """The environment's database cannot be reached (or its URL cannot be resolved) now."""
+
+
 @dataclass
 class PinnedPlan:
     direction: str
@@ -72,7 +76,7 @@ def environment_heads(environment: Environment, *, url: str) -> list[str]:
     except NoVersionTable:
         return []
     except TargetUnreachable as exc:
-        raise PlanRefused(f"environment {environment.slug} is unreachable: {exc}") from None
+        raise TargetUnavailable(f"environment {environment.slug} is unreachable: {exc}") from None
     return sorted(heads)
 
 
@@ -81,7 +85,7 @@ def plan_pin(*, environment: Environment, direction: str, target: str) -> Pinned
     try:
         url = environment.database_url()
     except EnvironmentConfigError as exc:
-        raise PlanRefused(f"environment {environment.slug} is unreachable: {exc}") from None
+        raise TargetUnavailable(f"environment {environment.slug} is unreachable: {exc}") from None
     heads = environment_heads(environment, url=url)
     script = script_directory()
     try:

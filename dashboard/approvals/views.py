@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,6 +31,7 @@ from dashboard.approvals.services.requests import (
     migration_request_create,
     migration_request_preview,
 )
+from dashboard.security import reauthenticate_url, recently_authenticated
 
 VIEW_PERM = "approvals.view_migrationrequest"
 
@@ -136,6 +138,15 @@ def _back(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def approve(request: HttpRequest, pk: int) -> HttpResponse:
     migration = get_object_or_404(MigrationRequest.objects.select_related("environment"), pk=pk)
+    refusal = approver_refusal(request=migration, user=request.user)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+    if not recently_authenticated(request):
+        # An approval is the product's most sensitive action: it needs a
+        # password typed within DASHBOARD_REAUTH_MAX_AGE (10 minutes).
+        messages.warning(request, "Confirm your password, then approve again.")
+        url = reauthenticate_url(reverse("approvals:detail", args=[pk]))
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     form = DecisionForm(request.POST)
     form.is_valid()
     try:

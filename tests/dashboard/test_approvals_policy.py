@@ -344,3 +344,29 @@ def test_the_beat_expires_old_approvals_and_knows_the_reaper(
     assert {"approvals.reap_lost_runs", "approvals.redispatch_approved"} <= scheduled
     app.loader.import_default_modules()  # what a worker or beat does at start-up
     assert {"approvals.reap_lost_runs", "approvals.execute_request"} <= set(app.tasks)
+
+
+def test_approving_asks_for_the_password_again_after_ten_minutes(
+    production: Any, developer: Any, lead: Any
+) -> None:
+    from dashboard.security import SESSION_AUTH_AT
+
+    request = _request(production, developer)
+    client = _client(lead)
+    session = client.session
+    session[SESSION_AUTH_AT] -= 11 * 60
+    session.save()
+    url = reverse("approvals:approve", args=[request.pk])
+    detail = reverse("approvals:detail", args=[request.pk])
+
+    stale = client.post(url)
+    htmx = client.post(url, headers={"HX-Request": "true"})
+
+    assert stale.status_code == 302
+    assert stale["Location"].startswith(reverse("dashboard:reauthenticate"))
+    assert htmx["HX-Redirect"] == stale["Location"]
+    assert not Approval.objects.exists()
+    confirmed = client.post(stale["Location"], {"password": "pw", "next": detail})
+    assert confirmed["Location"] == detail
+    assert client.post(url).status_code == 302
+    assert list(Approval.objects.values_list("approver__username", flat=True)) == ["lead"]

@@ -33,10 +33,6 @@ from dashboard.environments.models import Environment
 VIEW = "environments.view_environment"
 VIEW_REQUESTS = "approvals.view_migrationrequest"
 REQUEST = "dashboard.request_migration"
-# Refusal subclasses asked of the approvals service (docs/TEAM-NOTES.md); until
-# they exist, a busy environment is recognised by reading its requests.
-_CONFLICT: type[Exception] = getattr(request_services, "RequestConflict", ())  # type: ignore[assignment]
-_UNAVAILABLE: type[Exception] = getattr(request_services, "EnvironmentUnavailable", ())  # type: ignore[assignment]
 
 api = NinjaAPI(
     title="Magnetiq2 migrations dashboard API",
@@ -183,9 +179,9 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[dict[str, A
 
 def refusal_status(exc: RequestRefused, *, environment: Environment) -> int:
     """409 for a busy environment, 503 for an unreachable one, 400 for the rest."""
-    if isinstance(exc, _CONFLICT) or selectors.environment_busy(environment=environment):
+    if isinstance(exc, request_services.RequestConflict):
         return 409
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, request_services.EnvironmentUnavailable):
         return 503
     return 400
 

@@ -9,11 +9,13 @@ from django.http import HttpRequest
 
 from dashboard.approvals import transitions
 from dashboard.approvals.models import MigrationRequest
-from dashboard.approvals.planning import PinnedPlan, PlanRefused, plan_pin
+from dashboard.approvals.planning import PinnedPlan, PlanRefused, TargetUnavailable, plan_pin
 from dashboard.environments.models import Environment
 
 __all__ = [
+    "EnvironmentUnavailable",
     "PlanRefused",
+    "RequestConflict",
     "RequestRefused",
     "migration_request_cancel",
     "migration_request_create",
@@ -23,6 +25,14 @@ __all__ = [
 
 class RequestRefused(Exception):
     """The request cannot be created or changed; the message is for people."""
+
+
+class RequestConflict(RequestRefused):
+    """Another request of the environment is approved or running (HTTP 409)."""
+
+
+class EnvironmentUnavailable(RequestRefused):
+    """The environment's database cannot be reached to pin the plan (HTTP 503)."""
 
 
 def migration_request_preview(
@@ -54,6 +64,8 @@ def migration_request_create(
     _refuse_if_busy(environment)
     try:
         plan = plan_pin(environment=environment, direction=direction, target=target.strip())
+    except TargetUnavailable as exc:
+        raise EnvironmentUnavailable(str(exc)) from None
     except PlanRefused as exc:
         raise RequestRefused(str(exc)) from None
     with transaction.atomic():
@@ -96,7 +108,7 @@ def _refuse_if_busy(environment: Environment) -> None:
         environment=environment, status__in=MigrationRequest.ACTIVE_STATUSES
     ).first()
     if busy is not None:
-        raise RequestRefused(
+        raise RequestConflict(
             f"request #{busy.pk} for {environment.slug} is {busy.get_status_display().lower()};"
             " wait until it ends"
         )
