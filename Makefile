@@ -49,6 +49,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	for script in benchmarks/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
