@@ -119,7 +119,8 @@ def test_it_says_degraded_when_the_broker_does_not_answer(client) -> None:  # ty
     assert b"127.0.0.1" not in response.content
 
 
-@pytest.mark.django_db
+# transaction=True: demo_targets refreshes statuses from threads with their own connections.
+@pytest.mark.django_db(transaction=True)
 def test_it_sets_up_the_demo_twice_without_error(capsys) -> None:  # type: ignore[no-untyped-def]
     from django.contrib.auth import get_user_model
 

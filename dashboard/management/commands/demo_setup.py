@@ -1,4 +1,8 @@
-"""Prepare the embedded demo: migrate, demo accounts, environments. Safe to run twice."""
+"""Prepare the embedded demo: migrate, demo accounts, environments, history. Safe to run twice.
+
+Ends by printing the URL and the accounts (``make demo`` runs this before it
+starts the web server, the worker and beat).
+"""
 
 from __future__ import annotations
 
@@ -17,19 +21,22 @@ DEMO_PASSWORD = "demo"  # noqa: S105 - the demo's documented password
 # username -> (groups, superuser, what the account is for)
 DEMO_ACCOUNTS: dict[str, tuple[list[str], bool, str]] = {
     "developer": ([DEVELOPERS], False, "inspects the graph, requests upgrades and downgrades"),
-    "lead": ([TECH_LEADS], False, "approves or rejects requests, watches runs"),
-    "lead2": ([TECH_LEADS], False, "second approver for production"),
+    "lead": ([TECH_LEADS], False, "developer's rights + approves or rejects, watches runs"),
+    "lead2": ([TECH_LEADS], False, "the second tech lead production needs"),
     "auditor": ([AUDITORS], False, "reads, verifies and exports the audit log"),
     "admin": ([], True, "superuser: edits environments and users in the admin"),
 }
 
 
 class Command(BaseCommand):
-    help = "Migrate the dashboard database and create the demo accounts and environments."
+    help = "Migrate, create the demo accounts, environments and history; print URL and accounts."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
             "--environments", default="environments.toml", help="TOML file of environments"
+        )
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="where the demo is served (printed)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,7 +44,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             self._accounts()
         self._environments(options["environments"])
-        self.stdout.write(self.style.SUCCESS("Demo ready."))
+        self._welcome(options["url"])
 
     def _accounts(self) -> None:
         user_model = get_user_model()
@@ -61,4 +68,28 @@ class Command(BaseCommand):
 
         if "load_environments" in get_commands() and Path(path).exists():
             call_command("load_environments", path, stdout=self.stdout)
+            from dashboard.management.commands.demo_history import targets_preposition
+
+            targets_preposition(write=self.stdout.write)
             call_command("demo_targets", stdout=self.stdout)
+            call_command("demo_history", stdout=self.stdout)
+
+    def _welcome(self, url: str) -> None:
+        """The URL and a table of accounts: username, password, what each can do."""
+        width = max(len(name) for name in DEMO_ACCOUNTS)
+        lines = [
+            "",
+            self.style.SUCCESS(f"Demo ready: open {url}"),
+            "",
+            f"  {'username':<{width}}  password  what it can do",
+            f"  {'-' * width}  --------  {'-' * 50}",
+        ]
+        for username, (_groups, _superuser, purpose) in DEMO_ACCOUNTS.items():
+            lines.append(f"  {username:<{width}}  {DEMO_PASSWORD:<8}  {purpose}")
+        lines += [
+            "",
+            "  Start with the tour in docs/tour.md: log in as developer, then lead and lead2,",
+            "  then auditor. Production has a request waiting for two approvals.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
