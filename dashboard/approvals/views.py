@@ -57,7 +57,15 @@ def waiting(request: HttpRequest) -> HttpResponse:
 def create(request: HttpRequest) -> HttpResponse:
     """GET: the form, and the plan preview once environment and target are chosen. POST: create."""
     source = request.POST if request.method == "POST" else request.GET
-    form = RequestForm(source or None, initial={"target": "heads"})
+    if request.method == "GET" and "environment" not in source:
+        # Arriving from the graph with a revision: pre-fill, let the user pick where.
+        initial = {
+            "target": source.get("target", "heads"),
+            "direction": source.get("direction", "upgrade"),
+        }
+        form = RequestForm(initial=initial)
+    else:
+        form = RequestForm(source or None, initial={"target": "heads"})
     preview, refusal = None, None
     if form.is_valid():
         data = form.cleaned_data

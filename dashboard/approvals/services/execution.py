@@ -277,6 +277,20 @@ def _finish(
         logger.warning("run %s ended as %s but was already closed (reaped?)", run.pk, outcome)
         return
     notify_requester_on_commit(request_id=run.request_id)
+    _refresh_status(run.request.environment)
+
+
+def _refresh_status(environment: Environment) -> None:
+    """Read the target's status now, so pages agree with the run that just ended.
+
+    Best effort: the beat refresh catches up within a minute if this fails.
+    """
+    from dashboard.environments.services import environment_status_refresh
+
+    try:
+        environment_status_refresh(environment=environment)
+    except Exception:
+        logger.warning("status of %s not refreshed after the run", environment.slug, exc_info=True)
 
 
 def _phase(run: Run, phase: str) -> None:
@@ -369,6 +383,7 @@ def runs_reap(*, now: datetime | None = None) -> list[int]:
         except transitions.TransitionRefused:
             continue
         notify_requester_on_commit(request_id=run.request_id)
+        _refresh_status(run.request.environment)
         reaped.append(run.pk)
     return reaped
 
