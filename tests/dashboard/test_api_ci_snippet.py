@@ -16,14 +16,23 @@ from dashboard.approvals.models import MigrationRequest
 from dashboard.audit.models import AuditEvent
 from tests.dashboard.api_support import api_envs, api_project, make_token  # noqa: F401
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "api.md"
+README = ROOT / "README.md"
+
+
+def _block(path: Path) -> str:
+    match = re.search(r"<!-- ci-snippet:.*?-->\s*```sh\n(.*?)```", path.read_text(), re.S)
+    assert match, f"{path.name} has the CI snippet block"
+    return match.group(1)
 
 
 def _snippet() -> str:
-    text = DOCS.read_text()
-    match = re.search(r"<!-- ci-snippet:.*?-->\s*```sh\n(.*?)```", text, re.S)
-    assert match, "docs/api.md has the CI snippet block"
-    return match.group(1)
+    return _block(DOCS)
+
+
+def test_readme_shows_the_snippet_that_is_tested() -> None:
+    assert _block(README) == _block(DOCS)
 
 
 def _run(live_server: Any, token: str, environment: str) -> subprocess.CompletedProcess[str]:
