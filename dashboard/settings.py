@@ -237,8 +237,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "alembic": {"level": "INFO"},
+        # Alembic chatters at INFO on every status read; the runner raises it to
+        # INFO while a migration runs, to record its lines on the run.
+        "alembic": {"level": "WARNING"},
         "alembic.runtime.plugins": {"level": "WARNING"},
+        # Beat sends the reaper every 2 s: keep "received/succeeded" chatter of
+        # routine tasks out of the terminal; runs log their own lines.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 
