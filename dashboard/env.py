@@ -101,14 +101,18 @@ def env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser() if value is not None else default
 
 
-def env_database(name: str, default: str) -> dict[str, Any]:
+def env_database(name: str, default: str, *, conn_max_age: int = 0) -> dict[str, Any]:
     """Parse a database URL into Django's ``DATABASES`` entry.
 
-    The message on error never repeats the URL: it may hold a password.
+    ``conn_max_age`` keeps connections open that long (with a health check
+    before reuse). The message on error never repeats the URL: it may hold a
+    password.
     """
     value = _raw(name) or default
     try:
-        config = dj_database_url.parse(value, conn_max_age=0)
+        config = dj_database_url.parse(
+            value, conn_max_age=conn_max_age, conn_health_checks=conn_max_age > 0
+        )
     except Exception as exc:  # dj-database-url raises several types
         raise ImproperlyConfigured(
             f"{name} is not a database URL Django understands ({type(exc).__name__})."

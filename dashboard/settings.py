@@ -93,8 +93,14 @@ TEMPLATES = [
     }
 ]
 
+# Persistent connections: a new PostgreSQL backend per request cost ~13 ms of
+# server CPU per page under load (docs/benchmarks.md, load test).
 DATABASES = {
-    "default": env_database("DASHBOARD_DATABASE_URL", f"sqlite:///{VAR_DIR / 'dashboard.sqlite3'}")
+    "default": env_database(
+        "DASHBOARD_DATABASE_URL",
+        f"sqlite:///{VAR_DIR / 'dashboard.sqlite3'}",
+        conn_max_age=env_int("DASHBOARD_DB_CONN_MAX_AGE", 60, minimum=0),
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; IMMEDIATE takes the

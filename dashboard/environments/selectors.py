@@ -62,7 +62,13 @@ def environment_requests(*, environment: Environment, limit: int = 20) -> list[d
     except LookupError:
         return []
     rows = []
-    for item in model.objects.filter(environment=environment).order_by("-created_at")[:limit]:
+    rows_query = (
+        model.objects.filter(environment=environment)
+        .select_related("requested_by")
+        .defer("sql", "steps", "findings", "drift")  # the list never shows the pinned plan
+        .order_by("-created_at")
+    )
+    for item in rows_query[:limit]:
         try:
             url = reverse("approvals:detail", args=[item.pk])
         except NoReverseMatch:

@@ -370,3 +370,25 @@ def test_approving_asks_for_the_password_again_after_ten_minutes(
     assert confirmed["Location"] == detail
     assert client.post(url).status_code == 302
     assert list(Approval.objects.values_list("approver__username", flat=True)) == ["lead"]
+
+
+def test_the_lists_cost_the_same_queries_however_many_requests_there_are(
+    production: Any, make_user: Any, lead: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(url: str, user: Any) -> int:
+        client = _client(user)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    author = make_user("author", "Developers")
+    _request(production, author)
+    one = (queries(reverse("approvals:waiting"), lead), queries(reverse("approvals:mine"), author))
+    for _ in range(4):
+        MigrationRequest.objects.filter(status="pending").update(status="cancelled")
+        _request(production, author)
+    five = (queries(reverse("approvals:waiting"), lead), queries(reverse("approvals:mine"), author))
+    assert five == one

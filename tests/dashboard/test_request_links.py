@@ -62,3 +62,26 @@ def test_a_revision_in_the_graph_offers_requests_to_it(staging, developer) -> No
     assert form.status_code == 200
     assert f'value="{head}"'.encode() in form.content
     assert b"This field is required" not in form.content
+
+
+def test_the_plan_preview_is_cached_until_the_heads_change(staging, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.environments import services
+
+    computed: list[str] = []
+    real = services._environment_plan
+
+    def counting(**kwargs):  # type: ignore[no-untyped-def]
+        computed.append(kwargs["target"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "_environment_plan", counting)
+    first = services.environment_plan(environment=staging)
+    again = services.environment_plan(environment=staging)
+    assert [r.revision for r in again.revisions] == [r.revision for r in first.revisions]
+    assert len(first.revisions) == 1
+    assert computed == ["heads"]  # the second answer came from the cache
+
+    migrate_target(staging.database_url(), "heads")
+    refreshed = environment_status_refresh(environment=staging, check_drift=False)
+    assert services.environment_plan(environment=refreshed).revisions == []
+    assert computed == ["heads", "heads"]
