@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 
 @login_required
+@require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     """The home page: the pipeline of environments (filled in by the environments app)."""
     context: dict[str, object] = {}

@@ -38,6 +38,7 @@ VIEW_PERM = "approvals.view_migrationrequest"
 
 @login_required
 @permission_required("dashboard.request_migration", raise_exception=True)
+@require_GET
 def mine(request: HttpRequest) -> HttpResponse:
     rows = selectors.requests_of_user(user=request.user)[:100]
     return render(request, "approvals/list.html", {"title": "My requests", "rows": rows})
@@ -45,6 +46,7 @@ def mine(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("dashboard.approve_migration", raise_exception=True)
+@require_GET
 def waiting(request: HttpRequest) -> HttpResponse:
     rows = selectors.requests_waiting_for(user=request.user)
     return render(

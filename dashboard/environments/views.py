@@ -57,6 +57,9 @@ def environment_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def environment_refresh(request: HttpRequest, slug: str) -> HttpResponse:
     environment = _environment_or_deny(request, slug)
+    # Refreshing writes the cached status: auditors (read-only) may not.
+    if not request.user.has_perm("dashboard.request_migration"):
+        raise PermissionDenied
     environment = environment_status_refresh(environment=environment)
     if request.htmx:
         return render(request, "environments/detail.html#status", {"environment": environment})

@@ -80,7 +80,7 @@ PAGE_TABLE = _rows(
     ("environments:refresh",          "GET",    302, 405, 405, 405, 405),
     # Refresh re-reads the target's heads into the cached status (a read the
     # beat does every minute); it decides nothing, so every viewer may ask.
-    ("environments:refresh",          "POST",   302, 302, 302, 302, 403, "developer lead auditor"),
+    ("environments:refresh",          "POST",   302, 302, 302, 403, 403, "developer lead"),
     ("audit:log",                     "GET",    302, 403, 403, 200, 403),
     ("audit:log",                     "HTMX",   302, 403, 403, 200, 403),
     ("audit:detail",                  "GET",    302, 403, 403, 200, 403),
