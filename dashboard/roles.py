@@ -77,6 +77,9 @@ def sync_role_permissions_after_migrate(sender: Any, **kwargs: Any) -> None:
     from django.contrib.auth.management import create_permissions
     from django.contrib.auth.models import Group, Permission
 
+    from dashboard.audit.access_signals import suppressed
+
     for app_config in apps.get_app_configs():
         create_permissions(app_config, verbosity=0, using=kwargs.get("using", "default"))
-    sync_role_permissions(Group, Permission)
+    with suppressed():  # the product's own role definitions, not a person's decision
+        sync_role_permissions(Group, Permission)

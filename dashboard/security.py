@@ -77,7 +77,9 @@ class PasswordForm(forms.Form):
 def reauthenticate(request: HttpRequest) -> HttpResponse:
     """Ask for the password again before a sensitive action, then go back to ``next``."""
     next_url = request.POST.get("next") or request.GET.get("next") or reverse("dashboard:overview")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         next_url = reverse("dashboard:overview")
     form = PasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

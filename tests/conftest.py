@@ -106,14 +106,18 @@ def make_user(db: None) -> Callable[..., object]:
     from django.contrib.auth.models import Group
 
     def make(username: str, *groups: str, superuser: bool = False) -> object:
-        user = get_user_model().objects.create_user(
-            username=username,
-            email=f"{username}@example.com",
-            password="pw",
-            is_staff=True,
-            is_superuser=superuser,
-        )
-        user.groups.set([Group.objects.get(name=name) for name in groups])
+        from dashboard.audit.access_signals import suppressed
+
+        # Set-up, not behaviour under test: keep the audit log to what the test does.
+        with suppressed():
+            user = get_user_model().objects.create_user(
+                username=username,
+                email=f"{username}@example.com",
+                password="pw",
+                is_staff=True,
+                is_superuser=superuser,
+            )
+            user.groups.set([Group.objects.get(name=name) for name in groups])
         return user
 
     return make

@@ -21,9 +21,13 @@ class RequestForm(forms.Form):
         widget=forms.TextInput(attrs={"list": "target-choices", "autocomplete": "off"}),
         help_text="heads, label@head, a revision id; for a downgrade also -1, -2 or base.",
     )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=5000
+    )
 
 
 class DecisionForm(forms.Form):
-    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000
+    )
     sql_acknowledged = forms.BooleanField(required=False, label="I have read the SQL")

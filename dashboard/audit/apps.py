@@ -8,4 +8,4 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the auth signals (login, failed login, logout) to the audit log.
-        from dashboard.audit import signals  # noqa: F401
+        from dashboard.audit import access_signals, signals  # noqa: F401

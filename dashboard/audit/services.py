@@ -186,7 +186,17 @@ def _client_ip(http_request: HttpRequest | None) -> str:
 def _user_agent(http_request: HttpRequest | None) -> str:
     if http_request is None:
         return ""
-    return str(http_request.META.get("HTTP_USER_AGENT", ""))[:_USER_AGENT_MAX].replace("\x00", "")
+    raw = str(http_request.META.get("HTTP_USER_AGENT", ""))[:_USER_AGENT_MAX].replace("\x00", "")
+    return defuse_formula(raw)
+
+
+def defuse_formula(text: str) -> str:
+    """Text an anonymous caller controls, made harmless as a spreadsheet cell.
+
+    Applied before hashing, so exported files still verify: a leading
+    ``= + - @`` (a formula when an auditor opens the CSV) gets a quote.
+    """
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 # --- verification -------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from dashboard.audit.services import audit_record
+from dashboard.audit.services import audit_record, defuse_formula
 
 
 @receiver(user_logged_in, dispatch_uid="audit_user_logged_in")
@@ -25,7 +25,7 @@ def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: 
 def record_login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
-    username = str(credentials.get("username", ""))[:150]
+    username = defuse_formula(str(credentials.get("username", ""))[:150])
     audit_record(
         action="dashboard.auth.login_failed",
         http_request=request,

@@ -86,7 +86,16 @@ class EnvironmentAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Environment, form: Any, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            payload = {"changed": list(form.changed_data)} if change else {"created": True}
+            payload = (
+                {
+                    "changed": {
+                        name: [str(form.initial.get(name)), str(form.cleaned_data.get(name))]
+                        for name in form.changed_data
+                    }
+                }
+                if change
+                else {"created": True}
+            )
             _audit(request, obj, payload)
 
     def delete_model(self, request: HttpRequest, obj: Environment) -> None:

@@ -212,12 +212,16 @@ def _apply(parsed: dict[str, dict[str, Any]], *, prune: bool, actor: Any) -> Loa
             if not changed:
                 result.unchanged.append(slug)
                 continue
+            before = {key: str(_comparable(getattr(env, key))) for key in changed}
             for key in changed:
                 setattr(env, key, values[key])
             _validate(env)
             env.save()
             result.updated[slug] = changed
-            _audit(env, actor=actor, payload={"via": "load_environments", "changed": changed})
+            values_changed = {key: [before[key], str(_comparable(values[key]))] for key in changed}
+            _audit(
+                env, actor=actor, payload={"via": "load_environments", "changed": values_changed}
+            )
         if prune:
             for env in Environment.objects.exclude(slug__in=list(parsed)):
                 _audit(env, actor=actor, payload={"via": "load_environments", "deleted": True})

@@ -157,7 +157,7 @@ def graph_body_html(
             "height": height,
         }
         html = render_to_string("graph/graph.html#graph-body", context)
-        cache.set(cache_key, html, timeout=None)
+        cache.set(cache_key, html, timeout=24 * 3600)
     return html
 
 
@@ -175,16 +175,19 @@ def graph_page(*, query: str = "", branch: str = "") -> dict[str, Any]:
         return context
     marks = environment_marks()
     revisions = list(graph.revisions)
+    lineage_known = False
     if branch:
         lineage = branch_lineage(graph, branch)
         context["unknown_branch"] = lineage is None
+        lineage_known = lineage is not None
         revisions = lineage or revisions
     context.update(
         heads=[graph.get(head) for head in graph.heads],
         several_heads=len(graph.heads) > 1,
         matches=search_revisions(graph, query),
         shown=len(revisions),
-        graph_body=graph_body_html(graph, marks, revisions, branch if branch else "all"),
+        # Only known labels make their own cache entry (any other string is "all").
+        graph_body=graph_body_html(graph, marks, revisions, branch if lineage_known else "all"),
     )
     return context
 

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.db import connection as django_connection
 from django.utils import timezone
 from sqlalchemy import Connection, create_engine
@@ -46,7 +46,12 @@ from sqlalchemy.pool import NullPool
 from dashboard.approvals import transitions
 from dashboard.approvals.models import MigrationRequest, Run, RunLogLine, RunProgress
 from dashboard.approvals.notifications import notify_requester_on_commit
-from dashboard.approvals.planning import alembic_config, plan_changed_files, version_table_schema
+from dashboard.approvals.planning import (
+    alembic_config,
+    plan_changed_files,
+    script_directory,
+    version_table_schema,
+)
 from dashboard.environments.models import Environment, EnvironmentConfigError
 from dashboard.migrator.locks import (
     LockNotAcquired,
@@ -54,6 +59,7 @@ from dashboard.migrator.locks import (
     pg_advisory_lock,
     sqlite_file_lock,
 )
+from dashboard.migrator.plan import PlanError, compute_plan
 from dashboard.migrator.runner import (
     ProgressEvent,
     RunFailed,
@@ -149,7 +155,7 @@ def _execute(run: Run, recorder: _Recorder, attempt: int) -> None:
                 lock_acquired_at=timezone.now(), phase="checking the plan"
             )
             _check_pinned_plan(connection, request)
-            _run_locked(run, recorder, connection, request)
+            _run_locked(run, recorder, connection, request, url=url)
     except LockNotAcquired as exc:
         retries = settings.DASHBOARD_RUN_LOCK_RETRIES
         if attempt < retries:
@@ -167,6 +173,12 @@ def _execute(run: Run, recorder: _Recorder, attempt: int) -> None:
         raise _Refused(
             "unreachable", f"target unreachable: {scrub_secret(str(exc), url)}"
         ) from None
+    except (_Refused, RetryLater):
+        raise
+    except Exception as exc:
+        # Driver and Alembic texts can quote a DSN: never store one unscrubbed.
+        logger.exception("run %s crashed", run.pk)
+        raise _Refused("error", scrub_secret(f"{type(exc).__name__}: {exc}", url)) from None
 
 
 @contextlib.contextmanager
@@ -224,10 +236,31 @@ def _check_pinned_plan(connection: Connection, request: MigrationRequest) -> Non
     changed = plan_changed_files(request.steps)
     if changed:
         raise _Refused("files_changed", f"files changed since approval: {', '.join(changed)}")
+    # A symbolic target (heads, label@head, +2) is resolved again by Alembic at
+    # run time: a revision added after approval would run unreviewed.
+    try:
+        plan = compute_plan(
+            script_directory(),
+            current_heads=heads,
+            target=request.target,
+            direction=request.direction,  # type: ignore[arg-type]
+        )
+    except PlanError as exc:
+        raise _Refused("stale_plan", f"stale plan: the target no longer resolves: {exc}") from None
+    if list(plan.revisions) != request.revisions or sorted(plan.to_heads) != sorted(
+        request.to_heads
+    ):
+        added = [rev for rev in plan.revisions if rev not in request.revisions]
+        raise _Refused(
+            "stale_plan",
+            f"stale plan: {request.target!r} now resolves to a different plan"
+            + (f" (new revisions: {', '.join(added)})" if added else "")
+            + "; request it again so the new plan is reviewed",
+        )
 
 
 def _run_locked(
-    run: Run, recorder: _Recorder, connection: Connection, request: MigrationRequest
+    run: Run, recorder: _Recorder, connection: Connection, request: MigrationRequest, *, url: str
 ) -> None:
     environment = request.environment
     options = RunOptions(
@@ -258,7 +291,9 @@ def _run_locked(
         Run.objects.filter(pk=run.pk).update(committed=failed.result.committed)
         heads = _heads(connection, environment)
         reason = failed.reason
-        message = f"{reason.replace('_', ' ')} at revision {failed.revision}: {failed}"
+        message = scrub_secret(
+            f"{reason.replace('_', ' ')} at revision {failed.revision}: {failed}", url
+        )
         _finish(run, Outcome.FAILED, reason=reason, error=message, heads=heads)
         return
     recorder.flush()
@@ -315,17 +350,32 @@ class _Recorder:
 
     def flush(self) -> None:
         if self.buffer:
-            RunLogLine.objects.bulk_create(self.buffer)
-            self.buffer = []
+            with self._tolerant("log lines"):
+                RunLogLine.objects.bulk_create(self.buffer)
+                self.buffer = []
         self.last_flush = time.monotonic()
 
     def progress(self, event: ProgressEvent) -> None:
         self.applied.append(event.revision)
-        RunProgress.objects.create(run_id=self.run.pk, index=event.index, revision=event.revision)
-        Run.objects.filter(pk=self.run.pk).update(
-            applied=self.applied, current_revision=event.next_revision or ""
-        )
+        with self._tolerant("progress"):
+            RunProgress.objects.create(
+                run_id=self.run.pk, index=event.index, revision=event.revision
+            )
+            Run.objects.filter(pk=self.run.pk).update(
+                applied=self.applied, current_revision=event.next_revision or ""
+            )
         self.flush()
+
+    @contextlib.contextmanager
+    def _tolerant(self, what: str) -> Iterator[None]:
+        """Bookkeeping runs inside the target's migration transaction (Alembic
+        callbacks): a failing write to the dashboard database must not roll
+        back DDL that succeeded. Keep the buffer, reconnect, write later."""
+        try:
+            yield
+        except DatabaseError:
+            logger.warning("run %s: %s not recorded yet", self.run.pk, what, exc_info=True)
+            django_connection.close()
 
 
 @contextlib.contextmanager
@@ -337,11 +387,16 @@ def _heartbeat(run_id: int) -> Iterator[None]:
     def beat() -> None:
         try:
             while not stop.wait(interval):
-                Run.objects.filter(pk=run_id, outcome=Outcome.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
-        except Exception:
-            logger.exception("heartbeat of run %s stopped", run_id)
+                try:
+                    Run.objects.filter(pk=run_id, outcome=Outcome.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:
+                    # A blip of the dashboard database must not stop the beat
+                    # (the reaper would mark a live run interrupted): reconnect
+                    # at the next interval.
+                    logger.warning("heartbeat of run %s missed a beat", run_id, exc_info=True)
+                    django_connection.close()
         finally:
             django_connection.close()
 
