@@ -68,7 +68,7 @@ def test_developer_requests_two_leads_approve_and_the_run_succeeds(
     lead2: Any,
 ) -> None:
     base = live_server.url
-    with throwaway_postgres(os.environ["TEST_POSTGRES_URL"], "journey") as url:
+    with throwaway_postgres("journey") as url:
         make_environment(slug="production", url=url, directory=tmp_path)
 
         browser_login(page, base, "developer")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +22,6 @@ from tests.dashboard.approvals_support import make_environment, migrate_target
 from tests.migrator.execution_project import throwaway_postgres, write_project
 
 pytestmark = pytest.mark.django_db
-PG_ADMIN = os.environ["TEST_POSTGRES_URL"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,7 @@ def project_ini(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def target_url(project_ini: Path) -> Iterator[str]:
     """One target at revision ``a`` for the module: creating requests never changes it."""
-    with throwaway_postgres(PG_ADMIN, "policy") as url:
+    with throwaway_postgres("policy") as url:
         migrate_target(project_ini, url, "a")
         yield url
 

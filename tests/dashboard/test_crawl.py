@@ -20,7 +20,6 @@ On every answer: the canary password of the target's URL never appears; every
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -282,7 +281,7 @@ def project_ini(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def target_url(project_ini: Path) -> Iterator[str]:
     """A PostgreSQL target at ``a`` (nothing in the crawl runs a migration on it)."""
-    with throwaway_postgres(os.environ["TEST_POSTGRES_URL"], "crawl") as url:
+    with throwaway_postgres("crawl") as url:
         migrate_target(project_ini, url, "a")
         yield canary_url(url)
 

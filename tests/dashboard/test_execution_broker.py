@@ -7,7 +7,6 @@ Redis would disturb everyone else), with a real worker attached to it.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import uuid
@@ -35,7 +34,6 @@ from tests.dashboard.approvals_support import (
 from tests.migrator.execution_project import throwaway_postgres, write_project
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PG_ADMIN = os.environ["TEST_POSTGRES_URL"]
 
 
 def _free_port() -> int:
@@ -107,7 +105,7 @@ def test_redis_stopped_while_approving_then_back(
         broker_url=private_redis.url, queue=queue, ini=project_ini, log=tmp_path / "w.log"
     )
     try:
-        with throwaway_postgres(PG_ADMIN, "broker") as url, broker(private_redis.url, queue):
+        with throwaway_postgres("broker") as url, broker(private_redis.url, queue):
             env = make_environment(slug="production", url=url, directory=tmp_path)
             request = migration_request_create(
                 environment=env, actor=developer, direction="upgrade", target="c", reason="r"

@@ -36,7 +36,6 @@ from tests.dashboard.approvals_support import (
 from tests.migrator.execution_project import throwaway_postgres, write_project
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PG_ADMIN = os.environ["TEST_POSTGRES_URL"]
 REDIS = os.environ["TEST_REDIS_URL"]
 RUN_TIMEOUT = 60
 
@@ -72,7 +71,7 @@ def alembic_project(settings: Any, project_ini: Path) -> None:
 
 @pytest.fixture
 def target_url() -> Iterator[str]:
-    with throwaway_postgres(PG_ADMIN, "exec") as url:
+    with throwaway_postgres("exec") as url:
         yield url
 
 

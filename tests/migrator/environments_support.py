@@ -14,15 +14,10 @@ every applied step in ``config.attributes["applied"]``.
 from __future__ import annotations
 
 import textwrap
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ENV_PY = """
 from alembic import context
@@ -158,18 +153,3 @@ def alembic_config(script_location: Path, url: str) -> Config:
 
 def script_directory(script_location: Path) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(script_location, "sqlite://"))
-
-
-@contextmanager
-def postgres_database(admin_url: str, *, prefix: str = "h3env") -> Iterator[str]:
-    """Create a uniquely named throw-away PostgreSQL database; yield its URL; drop it."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -14,14 +14,13 @@ contract: it uses ``config.attributes["connection"]`` and passes
 from __future__ import annotations
 
 import textwrap
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from tests.conftest import create_postgres_database, drop_postgres_database
 
 SLOW_SECONDS = 4
 
@@ -145,15 +144,10 @@ def alembic_config(ini: Path) -> Config:
 
 
 @contextmanager
-def throwaway_postgres(admin_url: str, prefix: str = "exec") -> Iterator[str]:
-    """Create a uniquely named PostgreSQL database; yield its URL; drop it after."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+def throwaway_postgres(prefix: str = "exec") -> Iterator[str]:
+    """A uniquely named PostgreSQL database on ``TEST_POSTGRES_URL``; dropped after."""
+    url = create_postgres_database(prefix)
     try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_postgres_database(url)

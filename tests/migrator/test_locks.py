@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -21,15 +20,12 @@ from dashboard.migrator.locks import (
 )
 from tests.migrator.execution_project import throwaway_postgres
 
-PG_ADMIN = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 KEY = advisory_lock_key("public.alembic_version")
 
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Engine]:
-    with throwaway_postgres(PG_ADMIN, "locks") as url:
+    with throwaway_postgres("locks") as url:
         engine = create_engine(
             url, poolclass=pool.NullPool, connect_args={"application_name": "holder-under-test"}
         )

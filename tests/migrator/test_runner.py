@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,10 +19,6 @@ from dashboard.migrator.runner import (
 )
 from tests.migrator.execution_project import alembic_config, throwaway_postgres, write_project
 
-PG_ADMIN = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -37,7 +32,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield eng
         eng.dispose()
         return
-    with throwaway_postgres(PG_ADMIN, "runner") as url:
+    with throwaway_postgres("runner") as url:
         eng = create_engine(url, poolclass=pool.NullPool)
         yield eng
         eng.dispose()
@@ -45,7 +40,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def pg_engine() -> Iterator[Engine]:
-    with throwaway_postgres(PG_ADMIN, "runner") as url:
+    with throwaway_postgres("runner") as url:
         eng = create_engine(url, poolclass=pool.NullPool)
         yield eng
         eng.dispose()
