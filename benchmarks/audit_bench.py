@@ -220,11 +220,9 @@ def _run(events: int, database_url: str) -> int:
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
 
-    columns = (
-        "seq, created_at, action, actor_type, actor_id, actor_username, actor_host, actor_pid, "
-        "environment_id, environment_slug, request_id, from_revisions, to_revisions, sql_sha256, "
-        "client_ip, user_agent, payload, prev_hash, hash"
-    )
+    from dashboard.audit.selectors import EXPORT_COLUMNS
+
+    columns = ", ".join(EXPORT_COLUMNS)  # the same columns as the dashboard's export
     copy = (
         f"\\copy (SELECT {columns} FROM audit_auditevent ORDER BY seq) "
         "TO '/dev/null' WITH (FORMAT csv, HEADER)"

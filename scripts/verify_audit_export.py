@@ -59,6 +59,9 @@ def verify(path: Path) -> tuple[bool, str]:
     checked = links = 0
     previous = None
     for document in read_export(path):
+        missing = [name for name in (*CHAIN_FIELDS, "hash") if name not in document]
+        if missing:
+            return False, f"row {checked + 1}: missing columns {', '.join(missing)}"
         seq = document["seq"]
         if event_hash(document) != document["hash"]:
             return False, f"event #{seq}: its hash does not match its contents"

@@ -82,13 +82,6 @@ def _requests() -> QuerySet[MigrationRequest]:
     )
 
 
-def _run_of(request: MigrationRequest) -> Run | None:
-    try:
-        return request.run
-    except Run.DoesNotExist:
-        return None
-
-
 def _run_dict(run: Run) -> dict[str, Any]:
     return {
         "outcome": run.outcome,
@@ -112,7 +105,7 @@ def _run_dict(run: Run) -> dict[str, Any]:
 
 def _request_dict(request: MigrationRequest) -> dict[str, Any]:
     decisions = list(request.approvals.all())
-    run = _run_of(request)
+    run = getattr(request, "run", None)  # the reverse one-to-one raises when absent
     return {
         "id": request.pk,
         "url": _absolute("approvals:detail", request.pk, fallback=f"/requests/{request.pk}/"),

@@ -135,6 +135,11 @@ class Approval(models.Model):
     def __str__(self) -> str:
         return f"{self.get_decision_display()} by {self.approver} on #{self.request_id}"
 
+    @property
+    def is_live_approval(self) -> bool:
+        """An approval that still counts (not a rejection, not expired)."""
+        return self.decision == self.Decision.APPROVE and self.expired_at is None
+
 
 class Run(models.Model):
     """The execution of one approved request (at most one: nothing re-runs)."""

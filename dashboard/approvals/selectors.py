@@ -101,16 +101,6 @@ def request_possible_approvers(*, request: MigrationRequest) -> list[str]:
     )
 
 
-def live_approval_count(*, request: MigrationRequest) -> int:
-    return request.approvals.filter(
-        decision=Approval.Decision.APPROVE, expired_at__isnull=True
-    ).count()
-
-
-def run_of(*, request: MigrationRequest) -> Run | None:
-    return Run.objects.filter(request=request).first()
-
-
 def run_log_tail(*, run: Run, limit: int = 200) -> list[RunLogLine]:
     lines = list(run.log_lines.order_by("-id")[:limit])
     lines.reverse()

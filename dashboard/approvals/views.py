@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -101,13 +101,18 @@ def create(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(request: HttpRequest, pk: int) -> dict[str, object]:
-    migration = get_object_or_404(MigrationRequest.objects.select_related("environment"), pk=pk)
-    run = selectors.run_of(request=migration)
+    # Polled every second while a run is live: one joined read, not one per relation.
+    try:
+        migration = selectors.request_detail(pk=pk)
+    except MigrationRequest.DoesNotExist:
+        raise Http404("No such request") from None
+    run = getattr(migration, "run", None)  # the reverse one-to-one raises when absent
+    decisions = selectors.request_decisions(request=migration)
     return {
         "title": f"Request #{migration.pk}",
         "migration": migration,
-        "decisions": selectors.request_decisions(request=migration),
-        "approvals": selectors.live_approval_count(request=migration),
+        "decisions": decisions,
+        "approvals": sum(d.is_live_approval for d in decisions),
         "possible_approvers": selectors.request_possible_approvers(request=migration),
         "refusal": approver_refusal(request=migration, user=request.user),
         "run": run,

@@ -17,11 +17,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max, Q, QuerySet, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
-from dashboard.audit.chain import CHAIN_FIELDS, TIMESTAMP_FORMAT, canonical_json
+from dashboard.audit.chain import CHAIN_FIELDS, canonical_json, format_timestamp
 from dashboard.audit.models import AuditEvent, ChainVerification
 
 PAGE_SIZE = 50
@@ -135,11 +135,6 @@ def audit_event_neighbours(*, event: AuditEvent) -> tuple[AuditEvent | None, Aud
     return around.get(event.seq - 1), around.get(event.seq + 1)
 
 
-def audit_head_seq() -> int:
-    """The newest ``seq`` (0 when the log is empty)."""
-    return AuditEvent.objects.aggregate(head=Max("seq"))["head"] or 0
-
-
 def audit_last_verification() -> ChainVerification | None:
     return ChainVerification.objects.order_by("-checked_at").first()
 
@@ -182,10 +177,10 @@ def audit_export_rows(*, filters: EventFilters, up_to_seq: int) -> Iterator[dict
     over, so a file built from them can be verified offline. Streams through
     a server-side cursor: memory stays flat however many rows match.
     """
-    queryset = audit_event_queryset(filters=filters).filter(seq__lte=up_to_seq).order_by("seq")
+    queryset = _export_queryset(filters=filters, up_to_seq=up_to_seq)
     for row in queryset.values_list(*EXPORT_COLUMNS).iterator(chunk_size=5000):
         document = dict(zip(EXPORT_COLUMNS, row, strict=True))
-        document["created_at"] = document["created_at"].astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+        document["created_at"] = format_timestamp(document["created_at"])
         document["from_revisions"] = document["from_revisions"].split()
         document["to_revisions"] = document["to_revisions"].split()
         yield document

@@ -49,14 +49,17 @@ def log(request: HttpRequest) -> HttpResponse:
         "form": form,
         "page": page,
         "query": _filter_query(request),
-        "environments": selectors.audit_environment_slugs(),
-        "verification": selectors.audit_last_verification(),
         "can_export": request.user.has_perm(EXPORT),
         # One reverse() instead of one per row: the page must stay fast.
         "detail_prefix": reverse("audit:detail", args=[0])[: -len("0/")],
     }
-    template = "audit/log.html#table" if request.htmx else "audit/log.html"
-    return render(request, template, context)
+    if request.htmx:  # the table alone: no filter choices, no verification line
+        return render(request, "audit/log.html#table", context)
+    context.update(
+        environments=selectors.audit_environment_slugs(),
+        verification=selectors.audit_last_verification(),
+    )
+    return render(request, "audit/log.html", context)
 
 
 @require_GET

@@ -12,25 +12,20 @@ from typing import Any
 
 from django.apps import apps
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from dashboard.environments.models import Environment
 
 STATE_LABELS = dict(Environment.StatusState.choices)
 
 
-def _runs_model() -> Any:
-    try:
-        return apps.get_model("approvals", "Run")
-    except LookupError:
-        return None
-
-
 def _with_last_run(queryset: QuerySet[Environment]) -> QuerySet[Environment]:
-    run = _runs_model()
-    if run is None:
-        return queryset
-    latest = run.objects.filter(request__environment=OuterRef("pk")).order_by("-started_at")
+    # By name, not import: the approvals app imports this one.
+    latest = (
+        apps.get_model("approvals", "Run")
+        .objects.filter(request__environment=OuterRef("pk"))
+        .order_by("-started_at")
+    )
     return queryset.annotate(
         last_run_outcome=Subquery(latest.values("outcome")[:1]),
         last_run_started_at=Subquery(latest.values("started_at")[:1]),
@@ -39,7 +34,7 @@ def _with_last_run(queryset: QuerySet[Environment]) -> QuerySet[Environment]:
 
 
 def environments_for_pipeline() -> list[Environment]:
-    """Every environment in pipeline order, with its last run (if the approvals app has runs)."""
+    """Every environment in pipeline order, with its last run."""
     return list(_with_last_run(Environment.objects.order_by("position", "name")))
 
 
@@ -56,25 +51,13 @@ def environment_get(*, slug: str) -> Environment:
 
 
 def environment_requests(*, environment: Environment, limit: int = 20) -> list[dict[str, Any]]:
-    """The environment's migration requests, newest first (empty until the approvals app has them)."""
-    try:
-        model = apps.get_model("approvals", "MigrationRequest")
-    except LookupError:
-        return []
-    rows = []
-    rows_query = (
-        model.objects.filter(environment=environment)
-        .select_related("requested_by")
-        .defer("sql", "steps", "findings", "drift")  # the list never shows the pinned plan
-        .order_by("-created_at")
-    )
-    for item in rows_query[:limit]:
-        try:
-            url = reverse("approvals:detail", args=[item.pk])
-        except NoReverseMatch:
-            url = ""
-        rows.append({"request": item, "url": url})
-    return rows
+    """The environment's migration requests, newest first, with the link to each."""
+    from dashboard.approvals.selectors import environment_request_history
+
+    return [
+        {"request": item, "url": reverse("approvals:detail", args=[item.pk])}
+        for item in environment_request_history(environment=environment, limit=limit)
+    ]
 
 
 def environment_status_row(environment: Environment) -> dict[str, Any]:

@@ -253,13 +253,18 @@ def environment_plan(
     changes when a revision file does; the heads when the status is read), so
     it is kept in Django's cache for ``PLAN_CACHE_SECONDS``.
     """
-    key = _plan_cache_key(environment, target, direction, with_risk)
+    dialect = _dialect(environment)  # may read the secret: once per call
+    key = _plan_cache_key(environment, dialect, target, direction, with_risk)
     if key is not None:
         cached = cache.get(key)
         if cached is not None:
             return cached
     result = _environment_plan(
-        environment=environment, target=target, direction=direction, with_risk=with_risk
+        environment=environment,
+        dialect=dialect,
+        target=target,
+        direction=direction,
+        with_risk=with_risk,
     )
     if key is not None and not result.error:
         cache.set(key, result, PLAN_CACHE_SECONDS)
@@ -270,7 +275,7 @@ PLAN_CACHE_SECONDS = 600
 
 
 def _plan_cache_key(
-    environment: Environment, target: str, direction: str, with_risk: bool
+    environment: Environment, dialect: str, target: str, direction: str, with_risk: bool
 ) -> str | None:
     from dashboard.migrator.graph import load_revision_graph
 
@@ -284,7 +289,7 @@ def _plan_cache_key(
         environment.status_state,
         environment.version_table,
         environment.version_table_schema,
-        _dialect(environment),
+        dialect,
         target,
         direction,
         str(with_risk),
@@ -294,10 +299,13 @@ def _plan_cache_key(
     return f"environments:plan:{digest}"
 
 
+def _squawk_config_path() -> Path:
+    return Path(getattr(settings, "SQUAWK_CONFIG", settings.BASE_DIR / ".squawk.toml"))
+
+
 def _squawk_config_mtime() -> float:
-    path = getattr(settings, "SQUAWK_CONFIG", None)
     try:
-        return os.stat(path).st_mtime if path else 0.0
+        return os.stat(_squawk_config_path()).st_mtime
     except OSError:
         return 0.0
 
@@ -305,11 +313,11 @@ def _squawk_config_mtime() -> float:
 def _environment_plan(
     *,
     environment: Environment,
+    dialect: str,
     target: str,
     direction: Direction,
     with_risk: bool,
 ) -> EnvironmentPlan:
-    dialect = _dialect(environment)
     result = EnvironmentPlan(target=target, direction=direction, dialect=dialect)
     if environment.status_state in (
         Environment.StatusState.UNREACHABLE,
@@ -364,7 +372,7 @@ def _risks(
             if dialect == "postgresql"
             else render_plan_sql(script, plan, dialect="postgresql", **table)
         )
-        config = Path(getattr(settings, "SQUAWK_CONFIG", settings.BASE_DIR / ".squawk.toml"))
+        config = _squawk_config_path()
         risks = lint_plan(
             pg_sql, script=script, config_path=config, version_table=table["version_table"]
         )

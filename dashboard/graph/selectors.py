@@ -11,7 +11,6 @@ only re-renders the frame; an edited revision file changes the fingerprint.
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from dashboard.migrator.static_revisions import function_source
 
 SEARCH_LIMIT = 50
 SQL_DIALECTS = ("postgresql", "sqlite")
-_sql_lock = threading.Lock()  # alembic.op is a process-global proxy
 _FORMATTER = HtmlFormatter(cssclass="highlight")
 
 
@@ -205,9 +203,9 @@ def revision_sql(graph: RevisionGraph, revision_id: str, dialect: str) -> tuple[
     from dashboard.migrator.sql import SQLRenderError, render_revision_sql
 
     try:
-        with _sql_lock:
-            script = graph.script_directory()
-            sql = render_revision_sql(script, revision_id, dialect=dialect).sql
+        # render_revision_sql serialises on the migrator's own lock (alembic.op is global).
+        script = graph.script_directory()
+        sql = render_revision_sql(script, revision_id, dialect=dialect).sql
         lexer = PostgresLexer() if dialect == "postgresql" else SqlLexer()
         result = (_highlight(sql.strip() or "-- (no SQL)", lexer), "")
     except SQLRenderError as exc:

@@ -89,11 +89,10 @@ def test_it_sends_anonymous_visitors_to_the_login_page(client, url: str) -> None
 
 
 @pytest.mark.django_db
-def test_it_reports_health_without_leaking_anything(client, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.CELERY_BROKER_URL = os.environ["TEST_REDIS_URL"]
+def test_it_reports_health_without_leaking_anything(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dashboard.celery import app
 
-    app.conf.broker_url = settings.CELERY_BROKER_URL
+    monkeypatch.setitem(app.conf, "broker_url", os.environ["TEST_REDIS_URL"])
     response = client.get("/healthz")
     body = json.loads(response.content)
     assert response.status_code == 200

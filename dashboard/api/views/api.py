@@ -173,11 +173,11 @@ def requests_create(request: HttpRequest, body: RequestIn) -> Status[dict[str, A
             http_request=request,
         )
     except RequestRefused as exc:
-        return Status(refusal_status(exc, environment=environment), {"detail": str(exc)})
+        return Status(refusal_status(exc), {"detail": str(exc)})
     return Status(201, selectors.api_request_get(pk=created.pk))
 
 
-def refusal_status(exc: RequestRefused, *, environment: Environment) -> int:
+def refusal_status(exc: RequestRefused) -> int:
     """409 for a busy environment, 503 for an unreachable one, 400 for the rest."""
     if isinstance(exc, request_services.RequestConflict):
         return 409
