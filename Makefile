@@ -26,13 +26,21 @@ demo-setup: $(STAMP)
 	mkdir -p var/targets
 	$(DEMO_ENV) $(BIN)/python manage.py demo_setup
 
-## Serve the dashboard on http://127.0.0.1:8000 with a worker and beat; Ctrl-C stops all.
-# The trap stops only the three main processes, then waits for them: a prefork worker
-# whose pool children get SIGTERM directly (kill 0) can hang in its warm shutdown.
+## Serve the dashboard on http://127.0.0.1:8000 with two workers and beat; Ctrl-C stops all.
+# Migrations run on the `runs` queue (processes: Alembic's context is process-global),
+# status reads, mail and the reaper on the `io` queue (threads). On Ctrl-C or TERM the
+# trap asks every process to stop, gives them 3 s, kills what is left (a prefork
+# worker can hang in its warm shutdown) and exits 0, so make prints no "Error 143".
+demo_alive = alive=""; for p in $$pids; do kill -0 $$p 2>/dev/null && alive=1; done; [ -z "$$alive" ]
+DEMO_STOP := trap - INT TERM EXIT; exec 2>/dev/null; kill $$pids || true; \
+	for _ in 1 2 3 4; do sleep 0.5; $(demo_alive) && break; done; kill -QUIT $$pids || true; \
+	for _ in 1 2; do sleep 0.5; $(demo_alive) && break; done; \
+	for p in $$pids; do pkill -9 -P $$p || true; kill -9 $$p || true; done; wait || true; exit 0
 demo: demo-setup
-	@echo "Starting worker, beat and web server (Ctrl-C stops all of them)..."
-	@pids=""; trap 'trap - INT TERM EXIT; kill $$pids 2>/dev/null || true; wait' INT TERM EXIT; \
-	$(DEMO_ENV) $(BIN)/celery -A dashboard worker --loglevel=INFO --concurrency=2 & pids="$$pids $$!"; \
+	@echo "Starting the runs worker, the io worker, beat and the web server (Ctrl-C stops all of them)..."
+	@pids=""; trap '$(DEMO_STOP)' INT TERM EXIT; \
+	$(DEMO_ENV) $(BIN)/celery -A dashboard worker -Q runs --pool=prefork --concurrency=2 -n runs@%h --loglevel=INFO & pids="$$pids $$!"; \
+	$(DEMO_ENV) $(BIN)/celery -A dashboard worker -Q io --pool=threads --concurrency=4 -n io@%h --loglevel=INFO & pids="$$pids $$!"; \
 	$(DEMO_ENV) $(BIN)/celery -A dashboard beat --loglevel=INFO & pids="$$pids $$!"; \
 	$(DEMO_ENV) $(BIN)/python manage.py runserver --noreload 127.0.0.1:8000 & pids="$$pids $$!"; \
 	wait

@@ -73,6 +73,8 @@ def configure_process(dashboard_db: str) -> dict[str, str]:
         "DASHBOARD_VAR_DIR": str(WORK / "var"),
         "CELERY_BROKER_URL": REDIS,
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+        "DASHBOARD_RUNS_QUEUE": QUEUE,  # one solo worker serves runs and io here
+        "DASHBOARD_IO_QUEUE": QUEUE,
         "ALEMBIC_CONFIG": str(REPO / "alembic.ini"),
         "DJANGO_LOG_LEVEL": "WARNING",
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",

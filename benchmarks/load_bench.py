@@ -422,6 +422,8 @@ def dashboard_environment(
         "DJANGO_DEBUG": "0",
         "DJANGO_LOG_LEVEL": "WARNING",
         "CELERY_TASK_DEFAULT_QUEUE": f"load_{run_id}",
+        "DASHBOARD_RUNS_QUEUE": f"load_{run_id}",
+        "DASHBOARD_IO_QUEUE": f"load_{run_id}",
         "DASHBOARD_DRIFT_METADATA": "benchmarks.load.drift_metadata:metadata",
         "LOAD_WHAT_IF": what_if,
     }

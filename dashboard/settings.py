@@ -154,6 +154,13 @@ else:
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dashboard")
+# Two queues (docs/operations.md, "Queues"): migrations on `runs`, served by
+# prefork or solo workers only (Alembic's op/context proxies are process-global,
+# two runs in threads of one process cross-wire); status reads, mail, the
+# reaper and other short I/O on `io`, which may use a thread pool.
+DASHBOARD_RUNS_QUEUE = env_str("DASHBOARD_RUNS_QUEUE", "runs")
+DASHBOARD_IO_QUEUE = env_str("DASHBOARD_IO_QUEUE", "io")
+CELERY_TASK_ROUTES = ("dashboard.celery.route_task",)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -177,6 +184,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # --- Mail ---------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# A silent SMTP server must not hold a worker: mail goes out on the io queue,
+# after the run released its target lock, and gives up after this long.
+EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "migrations-dashboard@localhost")
 DASHBOARD_BASE_URL = env_str("DASHBOARD_BASE_URL", "http://127.0.0.1:8000")
 
@@ -266,7 +281,21 @@ SQUAWK_CONFIG = env_path("DASHBOARD_SQUAWK_CONFIG", BASE_DIR / ".squawk.toml")
 
 # --- Approvals and execution (docs/approvals.md) -------------------------------
 DASHBOARD_RUN_HEARTBEAT = env_duration("DASHBOARD_RUN_HEARTBEAT", timedelta(seconds=5))
+# A run whose heartbeat is this late is reaped even when its target cannot
+# tell whether the run's session still holds the lock (6 beats by default);
+# with the target's word that the lock is free it is reaped after 1.5 beats.
+DASHBOARD_RUN_REAP_AFTER = env_duration("DASHBOARD_RUN_REAP_AFTER", DASHBOARD_RUN_HEARTBEAT * 6)
+# A silent network path to a target is noticed within this long (TCP
+# keepalives and tcp_user_timeout on both ends of a run's connection).
+DASHBOARD_TARGET_TCP_TIMEOUT = env_duration("DASHBOARD_TARGET_TCP_TIMEOUT", timedelta(seconds=30))
+# Approving answers within this long even when the broker is down.
+DASHBOARD_DISPATCH_WAIT = env_duration("DASHBOARD_DISPATCH_WAIT", timedelta(seconds=1.5))
 DASHBOARD_RUN_LOCK_RETRIES = env_int("DASHBOARD_RUN_LOCK_RETRIES", 2, minimum=0)
 DASHBOARD_RUN_LOCK_RETRY_DELAY = env_duration(
     "DASHBOARD_RUN_LOCK_RETRY_DELAY", timedelta(seconds=5)
 )
+
+# --- Audit trail (docs/audit.md, docs/operations.md "Client IP behind a proxy") --
+# How many reverse proxies in front of the dashboard append to X-Forwarded-For;
+# the audit's client IP trusts that header only that deep (0: REMOTE_ADDR only).
+DASHBOARD_TRUSTED_PROXIES = env_int("DASHBOARD_TRUSTED_PROXIES", 0, minimum=0)

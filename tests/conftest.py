@@ -96,6 +96,23 @@ def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     drop_postgres_database(url)
 
 
+# --- Celery -------------------------------------------------------------------
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Run tasks sent by name in this process (unit tests of what a task does).
+
+    Never the only test of execution: worker tests start real worker processes.
+    """
+    from dashboard.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 # --- people -------------------------------------------------------------------
 
 

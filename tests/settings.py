@@ -25,6 +25,8 @@ os.environ.setdefault(
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+# Mail stays in memory unless a test's worker process is given a real backend.
+os.environ.setdefault("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault(
     "DASHBOARD_VAR_DIR", f"/tmp/dashboard-test-var-{os.environ['DASHBOARD_TEST_DB_NAME']}"
 )
@@ -33,7 +35,6 @@ from dashboard.settings import *  # noqa: E402,F403
 from dashboard.settings import DATABASES  # noqa: E402
 
 DATABASES["default"]["TEST"] = {"NAME": os.environ["DASHBOARD_TEST_DB_NAME"]}
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
 # The audit log's trigger refuses TRUNCATE unless the session sets this; Django
 # flushes tables with TRUNCATE after transactional tests (see audit migration 0002).

@@ -19,9 +19,16 @@ def _command(service: str) -> list[str]:
 
 
 def test_it_has_the_production_shape() -> None:
-    assert {"dashboard-db", "redis", "web", "worker", "beat", "staging-db", "production-db"} <= set(
-        SERVICES
-    )
+    assert {
+        "dashboard-db",
+        "redis",
+        "web",
+        "worker",
+        "worker-io",
+        "beat",
+        "staging-db",
+        "production-db",
+    } <= set(SERVICES)
 
 
 def test_web_serves_the_wsgi_application_with_gunicorn() -> None:
@@ -31,8 +38,24 @@ def test_web_serves_the_wsgi_application_with_gunicorn() -> None:
     assert callable(getattr(importlib.import_module(module), attribute))
 
 
+def test_runs_are_served_by_processes_and_io_by_threads() -> None:
+    """Every queue a task is routed to has a consumer, and the runs queue never a thread pool."""
+    from django.conf import settings
+
+    from dashboard.celery import RUN_TASKS, route_task
+
+    runs, io = _command("worker"), _command("worker-io")
+    assert runs[runs.index("-Q") + 1] == settings.DASHBOARD_RUNS_QUEUE
+    assert io[io.index("-Q") + 1] == settings.DASHBOARD_IO_QUEUE
+    assert "--pool=prefork" in runs and "--pool=threads" in io
+    for name in RUN_TASKS:
+        assert route_task(name, (), {}, {}) == {"queue": settings.DASHBOARD_RUNS_QUEUE}
+    for name in ("environments.refresh", "approvals.notify_requester", "approvals.reap_lost_runs"):
+        assert route_task(name, (), {}, {}) == {"queue": settings.DASHBOARD_IO_QUEUE}
+
+
 def test_worker_and_beat_use_the_celery_app() -> None:
-    for service, verb in [("worker", "worker"), ("beat", "beat")]:
+    for service, verb in [("worker", "worker"), ("worker-io", "worker"), ("beat", "beat")]:
         command = _command(service)
         assert command[:4] == ["celery", "-A", "dashboard", verb]
     from dashboard.celery import app

@@ -10,10 +10,16 @@ target or the files no longer match it.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on any attempt to change or delete a run's log (its executed SQL)."""
 
 
 class MigrationRequest(models.Model):
@@ -21,24 +27,29 @@ class MigrationRequest(models.Model):
         PENDING = "pending", "Waiting for approval"
         APPROVED = "approved", "Approved, queued"
         RUNNING = "running", "Running"
+        UNKNOWN = "unknown", "Outcome unknown"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         INTERRUPTED = "interrupted", "Interrupted"
         REJECTED = "rejected", "Rejected"
         CANCELLED = "cancelled", "Cancelled"
+        STALE = "stale", "Stale"
 
     class Direction(models.TextChoices):
         UPGRADE = "upgrade", "Upgrade"
         DOWNGRADE = "downgrade", "Downgrade"
 
-    OPEN_STATUSES = (Status.PENDING, Status.APPROVED, Status.RUNNING)
-    ACTIVE_STATUSES = (Status.APPROVED, Status.RUNNING)
+    # "unknown" is open: the run ended but its outcome is settled by the next
+    # status read, and until then the environment takes no other run.
+    OPEN_STATUSES = (Status.PENDING, Status.APPROVED, Status.RUNNING, Status.UNKNOWN)
+    ACTIVE_STATUSES = (Status.APPROVED, Status.RUNNING, Status.UNKNOWN)
     ENDED_STATUSES = (
         Status.SUCCEEDED,
         Status.FAILED,
         Status.INTERRUPTED,
         Status.REJECTED,
         Status.CANCELLED,
+        Status.STALE,
     )
 
     environment = models.ForeignKey(
@@ -65,6 +76,16 @@ class MigrationRequest(models.Model):
     destructive = models.BooleanField(default=False)
     drift = models.JSONField(null=True, blank=True, help_text="Drift known at request time")
     required_approvals = models.PositiveSmallIntegerField(default=1)
+    env_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the project's env.py when pinned"
+    )
+    pinned_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The environment's execution settings at request time (URL source, timeouts…)",
+    )
+    # Why the request is in its status, in words (stale, reopened, cancelled run…).
+    status_note = models.CharField(max_length=500, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -94,6 +115,10 @@ class MigrationRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def approval_required(self) -> bool:
+        return self.required_approvals > 0
 
 
 class Approval(models.Model):
@@ -142,13 +167,19 @@ class Approval(models.Model):
 
 
 class Run(models.Model):
-    """The execution of one approved request (at most one: nothing re-runs)."""
+    """The execution of one approved request (at most one: nothing re-runs).
+
+    Times are the dashboard database's clock (``Now()``), never a worker's:
+    the reaper compares heartbeats written by workers on other machines.
+    """
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"
+        UNKNOWN = "unknown", "Outcome unknown"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         INTERRUPTED = "interrupted", "Interrupted"
+        CANCELLED = "cancelled", "Cancelled"
 
     request = models.OneToOneField(MigrationRequest, on_delete=models.PROTECT, related_name="run")
     outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)
@@ -157,11 +188,22 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     transaction_per_migration = models.BooleanField(default=False)
 
-    started_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(db_default=Now())
     lock_acquired_at = models.DateTimeField(null=True, blank=True)
     ddl_started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While a busy lock is retried later, the reaper waits for the retry.
+    retry_at = models.DateTimeField(null=True, blank=True)
+    # The whole run's deadline (the environment's run_timeout), set when it starts.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # The target session that holds the migration lock (PostgreSQL backend pid):
+    # the reaper asks the target whether that session still holds it.
+    target_backend_pid = models.IntegerField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     total_steps = models.PositiveIntegerField(default=0)
     current_revision = models.CharField(max_length=200, blank=True)
@@ -170,6 +212,10 @@ class Run(models.Model):
     final_heads = models.JSONField(null=True, blank=True)
     reason = models.CharField(max_length=40, blank=True, help_text="Failure code")
     error = models.TextField(blank=True)
+    # The statements sent to the target (RunLogLine kind "sql", append-only):
+    # their count and SHA-256, also recorded in the run's audit event.
+    executed_statements = models.PositiveIntegerField(default=0)
+    executed_sql_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -192,7 +238,7 @@ class Run(models.Model):
         from django.utils import timezone
 
         end = self.finished_at or timezone.now()
-        return round((end - self.started_at).total_seconds(), 1)
+        return round(max((end - self.started_at).total_seconds(), 0.0), 1)
 
     @property
     def progress_percent(self) -> int:
@@ -201,16 +247,33 @@ class Run(models.Model):
         return int(100 * len(self.applied) / self.total_steps)
 
 
+class AppendOnlyLogQuerySet(models.QuerySet["RunLogLine"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("run log lines are append-only: update() is refused")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError("run log lines are append-only: delete() is refused")
+
+
 class RunLogLine(models.Model):
+    """One line of a run's log; kind "sql" lines are the statements sent to the target.
+
+    Append-only like the audit log (the model refuses changes, and on
+    PostgreSQL a trigger does, see migration 0002): the executed SQL is
+    evidence, and the run's audit event holds its SHA-256.
+    """
+
     class Kind(models.TextChoices):
         LOG = "log", "Log"
         SQL = "sql", "SQL"
         ERROR = "error", "Error"
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines")
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="log_lines")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LOG)
     text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    objects = AppendOnlyLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -218,14 +281,23 @@ class RunLogLine(models.Model):
     def __str__(self) -> str:
         return f"{self.kind}: {self.text[:60]}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("run log lines are append-only: no second save")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("run log lines are append-only: delete() is refused")
+
 
 class RunProgress(models.Model):
-    """One revision applied during a run, with whether it is committed."""
+    """One revision applied during a run (``started_at`` → ``applied_at``, database clock)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="progress")
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="progress")
     index = models.PositiveIntegerField()
     revision = models.CharField(max_length=200)
-    applied_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         ordering = ["index"]

@@ -1,8 +1,10 @@
 """E-mail to approvers when a request waits and to the requester when it ends.
 
-Sent with Django's mail after the transaction commits (console backend in the
-demo, locmem in tests). Mail failures are logged, never raised: a decision
-must not be lost because an SMTP server is down.
+Sent by tasks on the io queue (``approvals.notify_approvers`` /
+``approvals.notify_requester``), enqueued after the transaction commits --
+never by the worker that holds a target lock, and with ``EMAIL_TIMEOUT`` set,
+so a silent SMTP server delays only mail. Mail failures are logged, never
+raised: a decision must not be lost because an SMTP server is down.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 from django.urls import reverse
 
 from dashboard.approvals.models import MigrationRequest
+from dashboard.approvals.services.dispatch import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +58,12 @@ def notify_requester(*, request_id: int) -> None:
     )
     if not request.requested_by.email:
         return
-    subject = (
-        f"[migrations] #{request.pk} {request.get_status_display().lower()}: {request.environment}"
-    )
-    body = f"Your request to {request.direction} {request.environment} to {request.target} is {request.get_status_display().lower()}.\n\n{_link(request)}\n"
-    _send(subject, body, [request.requested_by.email])
+    status = request.get_status_display().lower()
+    subject = f"[migrations] #{request.pk} {status}: {request.environment}"
+    body = f"Your request to {request.direction} {request.environment} to {request.target} is {status}.\n"
+    if request.status_note:
+        body += f"\n{request.status_note}\n"
+    _send(subject, body + f"\n{_link(request)}\n", [request.requested_by.email])
 
 
 def _send(subject: str, body: str, recipients: list[str]) -> None:
@@ -71,8 +74,8 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
 
 
 def notify_approvers_on_commit(*, request_id: int) -> None:
-    transaction.on_commit(lambda: notify_approvers(request_id=request_id))
+    enqueue_on_commit("approvals.notify_approvers", request_id)
 
 
 def notify_requester_on_commit(*, request_id: int) -> None:
-    transaction.on_commit(lambda: notify_requester(request_id=request_id))
+    enqueue_on_commit("approvals.notify_requester", request_id)

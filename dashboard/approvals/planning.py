@@ -2,9 +2,10 @@
 
 ``plan_pin`` reads the environment's current heads live (with a connect
 timeout), computes the ordered plan, renders its offline SQL for the target's
-dialect, lints it, and hashes every revision file and the SQL. It writes
-nothing. ``plan_verify`` is the execution-time counterpart: it re-hashes the
-files of a pinned plan.
+dialect, lints it, and hashes every revision file, env.py and the SQL, and
+takes the environment's execution settings. It writes nothing. The
+execution-time counterpart is ``dashboard.migrator.pinned.load_pinned_script``
+(the files) and :func:`plan_sql` (the SQL rendered again from them).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from django.conf import settings
 from sqlalchemy.engine import make_url
 
 from dashboard.environments.models import Environment, EnvironmentConfigError
-from dashboard.migrator.plan import PlanError, compute_plan, file_sha256, render_plan_sql
-from dashboard.migrator.risk import LintError, lint_plan
-from dashboard.migrator.sql import SQLRenderError
+from dashboard.migrator.pinned import env_py_sha256
+from dashboard.migrator.plan import Plan, PlanError, compute_plan, render_plan_sql
+from dashboard.migrator.risk import lint_plan
+from dashboard.migrator.sql import RevisionSQL, SQLRenderError
 from dashboard.migrator.status import NoVersionTable, TargetUnreachable, read_current_heads
 
 
@@ -46,6 +48,8 @@ class PinnedPlan:
     sql_sha256: str
     findings: list[dict[str, Any]] = field(default_factory=list)
     destructive: bool = False
+    env_sha256: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def alembic_config() -> Config:
@@ -55,6 +59,10 @@ def alembic_config() -> Config:
 
 def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
+
+
+def squawk_config_path() -> Path:
+    return Path(settings.SQUAWK_CONFIG)
 
 
 def version_table_schema(environment: Environment) -> str | None:
@@ -80,6 +88,27 @@ def environment_heads(environment: Environment, *, url: str) -> list[str]:
     return sorted(heads)
 
 
+def plan_sql(
+    script: ScriptDirectory, plan: Plan, *, dialect: str, environment: Environment
+) -> list[RevisionSQL]:
+    """The offline SQL of ``plan`` as a request pins it (and as a run re-renders it to compare).
+
+    Raises ``SQLRenderError``.
+    """
+    return render_plan_sql(
+        script,
+        plan,
+        dialect=dialect,
+        version_table=environment.version_table,
+        version_table_schema=version_table_schema(environment),
+        transaction_per_migration=environment.transaction_per_migration,
+    )
+
+
+def sql_sha256(parts: list[RevisionSQL]) -> str:
+    return hashlib.sha256("".join(part.sql for part in parts).encode()).hexdigest()
+
+
 def plan_pin(*, environment: Environment, direction: str, target: str) -> PinnedPlan:
     """Compute everything a request pins. Raises :class:`PlanRefused` with the reason."""
     try:
@@ -98,14 +127,7 @@ def plan_pin(*, environment: Environment, direction: str, target: str) -> Pinned
         )
     dialect = environment_dialect(url)
     try:
-        parts = render_plan_sql(
-            script,
-            plan,
-            dialect=dialect,
-            version_table=environment.version_table,
-            version_table_schema=version_table_schema(environment),
-            transaction_per_migration=environment.transaction_per_migration,
-        )
+        parts = plan_sql(script, plan, dialect=dialect, environment=environment)
     except SQLRenderError as exc:
         raise PlanRefused(f"the plan's SQL cannot be rendered: {exc}") from None
     sql_by_rev = {part.revision: part.sql for part in parts}
@@ -130,9 +152,11 @@ def plan_pin(*, environment: Environment, direction: str, target: str) -> Pinned
         to_heads=sorted(plan.to_heads),
         steps=steps,
         sql=sql,
-        sql_sha256=hashlib.sha256(sql.encode()).hexdigest(),
+        sql_sha256=sql_sha256(parts),
         findings=findings,
         destructive=destructive,
+        env_sha256=env_py_sha256(script),
+        settings=environment.execution_settings(),
     )
 
 
@@ -146,17 +170,19 @@ def _relative(path: str, root: Path) -> str:
 def _risk(
     parts: list[Any], script: ScriptDirectory, environment: Environment
 ) -> tuple[list[dict[str, Any]], bool]:
-    try:
-        risks = lint_plan(parts, script=script, version_table=environment.version_table)
-    except LintError as exc:
-        return [
-            {"revision": "", "badges": ["lint unavailable"], "summary": [str(exc)], "lint": []}
-        ], False
+    """Findings to pin, and whether approvers must confirm the SQL (destructive or not linted)."""
+    risks = lint_plan(
+        parts,
+        script=script,
+        config_path=squawk_config_path(),
+        version_table=environment.version_table,
+    )
     findings = [
         {
             "revision": risk.revision,
             "badges": risk.badges,
-            "summary": risk.summary,
+            "summary": risk.summary
+            + ([f"not linted: {risk.lint_unavailable}"] if risk.lint_unavailable else []),
             "lint": [
                 {"rule": f.rule, "level": f.level, "message": f.message, "statement": f.statement}
                 for f in risk.findings
@@ -165,7 +191,7 @@ def _risk(
         for risk in risks
         if risk.badges or risk.findings
     ]
-    return findings, any(risk.destructive for risk in risks)
+    return findings, any(risk.needs_care for risk in risks)
 
 
 def target_choices() -> list[tuple[str, str]]:
@@ -177,18 +203,3 @@ def target_choices() -> list[tuple[str, str]]:
     choices += [(f"{label}@head", f"head of branch {label}") for label in labels]
     choices += [(rev.revision, (rev.doc or "").strip()) for rev in revisions]
     return choices
-
-
-def plan_changed_files(steps: list[dict[str, str]]) -> list[str]:
-    """Revisions of a pinned plan whose file is gone or whose SHA-256 differs now."""
-    script = script_directory()
-    changed = []
-    for step in steps:
-        try:
-            revision = script.get_revision(step["revision"])
-            current = file_sha256(revision.path) if revision is not None else None
-        except Exception:
-            current = None
-        if current != step["sha256"]:
-            changed.append(step["revision"])
-    return changed

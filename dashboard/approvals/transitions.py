@@ -2,38 +2,77 @@
 
 ::
 
-    pending --approve (last required)--> approved --claim--> running --> succeeded
-       |                                                        |------> failed
-       |--reject--> rejected                                    '------> interrupted
-       '--cancel--> cancelled
-    (approvals older than the environment's TTL expire; the request stays pending)
+    pending --approve (last required)----------------> approved --claim--> running
+       |----no approval required (0 approvers)------>    |                  |
+       |--reject--> rejected                              |                  |--> succeeded
+       |--cancel--> cancelled                             |                  |--> failed
+       '--stale (the environment moved)--> stale          |                  |--> interrupted (reaped)
+                                                          |                  |--> cancelled (a lead cancelled it)
+    approved --approvals lapsed (an approver lost the     |                  '--> unknown (heads unreadable
+               role, or the policy was raised)--> pending <                         after the run)
+    unknown     --settled (heads read later)---------> succeeded | failed | interrupted
+    interrupted --corrected (the worker reported after being reaped)--> succeeded | failed | cancelled
+
+(approvals older than the environment's TTL expire; the request stays pending)
 
 Every transition is a conditional ``UPDATE ... WHERE status = <from>`` that
 must change exactly one row (otherwise :class:`TransitionRefused`), followed by
 its audit event, all inside the caller's ``transaction.atomic()`` block (each
 function opens one if the caller did not). Callers enqueue work with
 ``transaction.on_commit``, never here.
+
+Audit events of the lifecycle carry the request's pinned (approved) SQL hash
+in ``sql_sha256``, except the events that end a run (``dashboard.run.<outcome>``,
+``.corrected``, ``.settled``): theirs is the hash of the statements actually
+sent to the target (empty when none was), with the approved hash and revision
+list in the payload, so the audit timeline compares approved and executed.
+Times are the dashboard database's clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.functions import Now
 from django.http import HttpRequest
-from django.utils import timezone
 
 from dashboard.approvals.models import MigrationRequest, Run
 from dashboard.audit.services import audit_record
+from dashboard.environments.services import environment_last_run_record
 
 Status = MigrationRequest.Status
 Outcome = Run.Outcome
 
+RUN_END_OUTCOMES = (
+    Outcome.SUCCEEDED,
+    Outcome.FAILED,
+    Outcome.INTERRUPTED,
+    Outcome.CANCELLED,
+    Outcome.UNKNOWN,
+)
+# A run recorded as lost (reaped) or unknown may still learn its real outcome.
+CORRECTABLE_OUTCOMES = (Outcome.INTERRUPTED, Outcome.UNKNOWN)
+
 
 class TransitionRefused(Exception):
     """The request was not in the state the transition starts from (someone else moved it)."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run did, as the worker (or the reaper) found it at the end."""
+
+    outcome: str
+    final_heads: Sequence[str] | None
+    committed: Sequence[str] = ()
+    reason: str = ""
+    error: str = ""
+    executed_statements: int = 0
+    executed_sql_sha256: str = ""
 
 
 def _move(request: MigrationRequest, *, source: Sequence[str], target: str, **fields: Any) -> None:
@@ -44,9 +83,7 @@ def _move(request: MigrationRequest, *, source: Sequence[str], target: str, **fi
         raise TransitionRefused(
             f"request #{request.pk} is no longer {' or '.join(source)}; nothing was changed"
         )
-    request.status = target
-    for name, value in fields.items():
-        setattr(request, name, value)
+    request.refresh_from_db(fields=["status", *fields])
 
 
 def _audit(
@@ -56,6 +93,7 @@ def _audit(
     actor: Any = None,
     http_request: HttpRequest | None = None,
     to_revisions: Sequence[str] | None = None,
+    sql_sha256: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> None:
     audit_record(
@@ -65,7 +103,7 @@ def _audit(
         request=request,
         from_revisions=tuple(request.from_heads),
         to_revisions=tuple(request.to_heads if to_revisions is None else to_revisions),
-        sql_sha256=request.sql_sha256,
+        sql_sha256=request.sql_sha256 if sql_sha256 is None else sql_sha256,
         http_request=http_request,
         payload={"direction": request.direction, "target": request.target, **(payload or {})},
     )
@@ -80,7 +118,30 @@ def request_created(
         request,
         actor=actor,
         http_request=http_request,
-        payload={"reason": request.reason, "revisions": request.revisions},
+        payload={
+            "reason": request.reason,
+            "revisions": request.revisions,
+            "required_approvals": request.required_approvals,
+            "env_sha256": request.env_sha256,
+        },
+    )
+
+
+@transaction.atomic
+def request_approval_not_required(
+    request: MigrationRequest, *, actor: Any, http_request: HttpRequest | None
+) -> None:
+    """pending -> approved for an environment that needs no approver (e.g. dev).
+
+    Recorded as its own event, never as an approval by the requester.
+    """
+    _move(request, source=[Status.PENDING], target=Status.APPROVED, approved_at=Now())
+    _audit(
+        "dashboard.request.approval_not_required",
+        request,
+        actor=actor,
+        http_request=http_request,
+        payload={"required": 0},
     )
 
 
@@ -92,10 +153,12 @@ def request_approval_recorded(
     http_request: HttpRequest | None,
     approvals: int,
     final: bool,
+    comment: str = "",
+    sql_acknowledged: bool = False,
 ) -> None:
     """Audit one approver's approval; with ``final`` move pending -> approved."""
     if final:
-        _move(request, source=[Status.PENDING], target=Status.APPROVED, approved_at=timezone.now())
+        _move(request, source=[Status.PENDING], target=Status.APPROVED, approved_at=Now())
     _audit(
         "dashboard.request.approved",
         request,
@@ -105,6 +168,8 @@ def request_approval_recorded(
             "approvals": approvals,
             "required": request.required_approvals,
             "request_approved": final,
+            "comment": comment,
+            "sql_acknowledged": sql_acknowledged,
         },
     )
 
@@ -113,7 +178,7 @@ def request_approval_recorded(
 def request_rejected(
     request: MigrationRequest, *, actor: Any, http_request: HttpRequest | None, comment: str
 ) -> None:
-    _move(request, source=[Status.PENDING], target=Status.REJECTED, ended_at=timezone.now())
+    _move(request, source=[Status.PENDING], target=Status.REJECTED, ended_at=Now())
     _audit(
         "dashboard.request.rejected",
         request,
@@ -127,81 +192,228 @@ def request_rejected(
 def request_cancelled(
     request: MigrationRequest, *, actor: Any, http_request: HttpRequest | None
 ) -> None:
-    _move(request, source=[Status.PENDING], target=Status.CANCELLED, ended_at=timezone.now())
+    _move(request, source=[Status.PENDING], target=Status.CANCELLED, ended_at=Now())
     _audit("dashboard.request.cancelled", request, actor=actor, http_request=http_request)
+
+
+@transaction.atomic
+def request_stale(request: MigrationRequest, *, current_heads: Sequence[str]) -> None:
+    """pending -> stale: the environment left the heads the plan was pinned at."""
+    note = stale_note(request.from_heads, current_heads)
+    _move(request, source=[Status.PENDING], target=Status.STALE, ended_at=Now(), status_note=note)
+    _audit(
+        "dashboard.request.stale",
+        request,
+        payload={"current_heads": sorted(current_heads), "note": note},
+    )
+
+
+def stale_note(from_heads: Sequence[str], current_heads: Sequence[str]) -> str:
+    return (
+        f"the environment moved from {', '.join(sorted(from_heads)) or 'base'}"
+        f" to {', '.join(sorted(current_heads)) or 'base'} after this was requested"
+    )
 
 
 @transaction.atomic
 def request_approvals_expired(request: MigrationRequest, *, approvals: QuerySet[Any]) -> int:
     """Mark live approvals as expired (request stays pending); audit once per request."""
     approvers = list(approvals.values_list("approver__username", flat=True))
-    count = approvals.update(expired_at=timezone.now())
+    count = approvals.update(expired_at=Now())
     if count:
         _audit("dashboard.request.expired", request, payload={"expired_approvals": approvers})
     return count
 
 
 @transaction.atomic
-def run_claimed(request: MigrationRequest, *, worker: str, heartbeat_at: Any) -> Run | None:
+def request_reopened(
+    request: MigrationRequest, *, valid_approvals: int, required: int, discounted: Sequence[str]
+) -> None:
+    """approved -> pending: approvals that no longer count leave the policy unmet.
+
+    Happens before a run is claimed, when an approver lost the permission, the
+    approver group or their account, or when the environment's policy was raised.
+    """
+    note = (
+        f"{valid_approvals} of {required} approvals still count"
+        + (f" ({', '.join(discounted)} may no longer approve)" if discounted else "")
+        + "; another approval is needed before it runs"
+    )
+    _move(
+        request,
+        source=[Status.APPROVED],
+        target=Status.PENDING,
+        approved_at=None,
+        dispatched_at=None,
+        required_approvals=required,
+        status_note=note,
+    )
+    _audit(
+        "dashboard.request.reopened",
+        request,
+        payload={
+            "valid_approvals": valid_approvals,
+            "required": required,
+            "discounted": list(discounted),
+            "note": note,
+        },
+    )
+
+
+@transaction.atomic
+def run_claimed(request: MigrationRequest, *, worker: str) -> Run | None:
     """approved -> running, for exactly one claimant. Returns the new run, or None if lost.
 
     The claim is ``UPDATE ... WHERE status='approved' AND claimed_at IS NULL``;
     a duplicate delivery or a concurrent worker changes no row and gets None.
     """
-    now = timezone.now()
     won = MigrationRequest.objects.filter(
         pk=request.pk, status=Status.APPROVED, claimed_at__isnull=True
-    ).update(status=Status.RUNNING, claimed_at=now)
+    ).update(status=Status.RUNNING, claimed_at=Now())
     if won != 1:
         return None
-    request.status, request.claimed_at = Status.RUNNING, now
+    request.refresh_from_db(fields=["status", "claimed_at"])
     run = Run.objects.create(
         request=request,
         worker=worker,
-        heartbeat_at=heartbeat_at,
         total_steps=len(request.steps),
         transaction_per_migration=request.environment.transaction_per_migration,
     )
-    _audit("dashboard.run.started", request, payload={"run": run.pk, "worker": worker})
+    run.refresh_from_db()
+    environment_last_run_record(
+        environment_id=request.environment_id,
+        outcome=run.outcome,
+        started_at=run.started_at,
+        request_id=request.pk,
+    )
+    _audit(
+        "dashboard.run.started",
+        request,
+        payload={"run": run.pk, "worker": worker, "approved_revisions": request.revisions},
+    )
     return run
 
 
+def _end_payload(run: Run, record: RunRecord) -> dict[str, Any]:
+    request = run.request
+    return {
+        "run": run.pk,
+        "reason": record.reason,
+        "error": record.error[:500],
+        "applied": list(run.applied),
+        "committed": list(record.committed),
+        "final_heads": list(record.final_heads) if record.final_heads is not None else None,
+        "approved_revisions": request.revisions,
+        "approved_sql_sha256": request.sql_sha256,
+        "executed_statements": record.executed_statements,
+        "duration_seconds": round(max((run.finished_at - run.started_at).total_seconds(), 0.0), 3),
+    }
+
+
+def _record_fields(record: RunRecord) -> dict[str, Any]:
+    return {
+        "outcome": record.outcome,
+        "final_heads": list(record.final_heads) if record.final_heads is not None else None,
+        "committed": list(record.committed),
+        "reason": record.reason,
+        "error": record.error,
+        "executed_statements": record.executed_statements,
+        "executed_sql_sha256": record.executed_sql_sha256,
+    }
+
+
 @transaction.atomic
-def run_finished(
-    run: Run,
-    *,
-    outcome: str,
-    final_heads: Sequence[str] | None,
-    reason: str = "",
-    error: str = "",
-) -> None:
-    """running -> succeeded | failed | interrupted, for the run and its request together."""
-    if outcome not in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.INTERRUPTED):
-        raise ValueError(f"{outcome!r} is not an end state")
-    now = timezone.now()
+def run_finished(run: Run, record: RunRecord) -> None:
+    """running -> succeeded | failed | interrupted | cancelled | unknown, run and request together."""
+    if record.outcome not in RUN_END_OUTCOMES:
+        raise ValueError(f"{record.outcome!r} is not an end state")
     changed = Run.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(
-        outcome=outcome,
-        finished_at=now,
-        final_heads=list(final_heads) if final_heads is not None else None,
-        reason=reason,
-        error=error,
-        phase="done",
+        finished_at=Now(), phase="done", current_revision="", **_record_fields(record)
     )
     if changed != 1:
         raise TransitionRefused(f"run {run.pk} has already ended")
-    request = run.request
-    _move(request, source=[Status.RUNNING], target=outcome, ended_at=now)
     run.refresh_from_db()
-    _audit(
-        f"dashboard.run.{outcome}",
-        request,
-        to_revisions=tuple(final_heads or ()),
-        payload={
-            "run": run.pk,
-            "reason": reason,
-            "error": error[:500],
-            "committed": run.committed,
-            "final_heads": list(final_heads) if final_heads is not None else None,
-            "duration_seconds": round((now - run.started_at).total_seconds(), 3),
-        },
+    request = run.request
+    _move(request, source=[Status.RUNNING], target=record.outcome, ended_at=run.finished_at)
+    environment_last_run_record(
+        environment_id=request.environment_id,
+        outcome=record.outcome,
+        started_at=run.started_at,
+        request_id=request.pk,
     )
+    _audit(
+        f"dashboard.run.{record.outcome}",
+        request,
+        to_revisions=tuple(record.final_heads or ()),
+        sql_sha256=record.executed_sql_sha256,
+        payload=_end_payload(run, record),
+    )
+
+
+@transaction.atomic
+def run_corrected(run: Run, record: RunRecord, *, source: str) -> str:
+    """interrupted | unknown -> the outcome found later; returns the outcome it replaced.
+
+    ``source`` says who found it: ``"worker"`` (the worker finished after the
+    reaper gave up on it) or ``"status read"`` (the heads read after an
+    unknown outcome). Audited as ``dashboard.run.corrected`` (a reaped run) or
+    ``dashboard.run.settled`` (an unknown outcome), never silently.
+    """
+    if record.outcome not in (
+        Outcome.SUCCEEDED,
+        Outcome.FAILED,
+        Outcome.INTERRUPTED,
+        Outcome.CANCELLED,
+    ):
+        raise ValueError(f"{record.outcome!r} is not a settled outcome")
+    previous = Run.objects.filter(pk=run.pk).values_list("outcome", flat=True).first()
+    if previous not in CORRECTABLE_OUTCOMES:
+        raise TransitionRefused(f"run {run.pk} is {previous}; there is nothing to correct")
+    fields = _record_fields(record)
+    if not record.executed_statements:  # keep what the worker recorded before it was lost
+        fields.pop("executed_statements")
+        fields.pop("executed_sql_sha256")
+    changed = Run.objects.filter(pk=run.pk, outcome=previous).update(
+        phase="done", current_revision="", **fields
+    )
+    if changed != 1:
+        raise TransitionRefused(f"run {run.pk} changed while it was corrected")
+    run.refresh_from_db()
+    request = run.request
+    _move(request, source=[previous], target=record.outcome)
+    environment_last_run_record(
+        environment_id=request.environment_id,
+        outcome=record.outcome,
+        started_at=run.started_at,
+        request_id=request.pk,
+    )
+    action = "dashboard.run.settled" if previous == Outcome.UNKNOWN else "dashboard.run.corrected"
+    payload = _end_payload(run, record)
+    payload.update(previous_outcome=previous, outcome=record.outcome, source=source)
+    _audit(
+        action,
+        request,
+        to_revisions=tuple(record.final_heads or ()),
+        sql_sha256=run.executed_sql_sha256,
+        payload=payload,
+    )
+    return previous
+
+
+@transaction.atomic
+def run_cancel_requested(run: Run, *, actor: Any, http_request: HttpRequest | None) -> bool:
+    """Record a tech lead's request to cancel a running run (audited). False if already asked."""
+    changed = Run.objects.filter(
+        pk=run.pk, outcome=Outcome.RUNNING, cancel_requested_at__isnull=True
+    ).update(cancel_requested_at=Now(), cancel_requested_by=actor)
+    if changed != 1:
+        return False
+    run.refresh_from_db(fields=["cancel_requested_at", "cancel_requested_by"])
+    _audit(
+        "dashboard.run.cancel_requested",
+        run.request,
+        actor=actor,
+        http_request=http_request,
+        payload={"run": run.pk, "current_revision": run.current_revision, "phase": run.phase},
+    )
+    return True

@@ -61,6 +61,21 @@ class Environment(models.Model):
         default=False,
         help_text="Commit after each revision instead of running the whole plan in one transaction.",
     )
+    run_timeout = models.DurationField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Deadline of a whole run, after which the worker cancels it on the target. "
+            "Empty: statement timeout × revisions + lock wait."
+        ),
+    )
+    idle_in_transaction_timeout = models.DurationField(
+        default=timedelta(minutes=1),
+        help_text=(
+            "PostgreSQL ends the run's session when it sits idle inside its transaction this "
+            "long (a worker cut off mid-run), releasing its locks on the target."
+        ),
+    )
 
     required_approvals = models.PositiveSmallIntegerField(
         default=1, help_text="0 lets the requester run it directly (e.g. dev)."
@@ -82,6 +97,16 @@ class Environment(models.Model):
     # or resolving the secret: {"dialect", "head_messages", "unknown_revisions",
     # "masked_url"}. ``drift`` holds {"state", "operations", "python", ...}.
     status_detail = models.JSONField(default=dict, blank=True)
+    # The periodic refresh queues one read per environment; while it waits in
+    # the queue no second one is queued (the queue never grows with backlog).
+    status_refresh_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Denormalised for the overview (one query whatever the number of
+    # environments): the drift summary and the environment's latest run.
+    drift_state = models.CharField(max_length=16, blank=True, editable=False)
+    drift_count = models.PositiveIntegerField(default=0, editable=False)
+    last_run_outcome = models.CharField(max_length=12, blank=True, editable=False)
+    last_run_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_request_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -119,6 +144,41 @@ class Environment(models.Model):
             return mask_url(self.database_url())
         except EnvironmentConfigError as exc:
             return f"({exc})"
+
+    def execution_settings(self) -> dict[str, object]:
+        """The settings a run depends on, as pinned on a request (JSON; no secret).
+
+        Where the URL comes from (the variable's name or the file's path, never
+        its value), the transaction mode, the version table and every timeout:
+        a run refuses when they differ from what was approved.
+        """
+
+        def ms(value: timedelta | None) -> int | None:
+            return None if value is None else int(value.total_seconds() * 1000)
+
+        return {
+            "url_env": self.url_env,
+            "url_file": self.url_file,
+            "version_table": self.version_table,
+            "version_table_schema": self.version_table_schema,
+            "transaction_per_migration": self.transaction_per_migration,
+            "lock_timeout_ms": ms(self.lock_timeout),
+            "statement_timeout_ms": ms(self.statement_timeout),
+            "lock_wait_ms": ms(self.lock_wait),
+            "run_timeout_ms": ms(self.run_timeout),
+            "idle_in_transaction_timeout_ms": ms(self.idle_in_transaction_timeout),
+        }
+
+    def effective_run_timeout(self, revisions: int) -> timedelta | None:
+        """``run_timeout``, or the lock wait plus the statement timeout per revision.
+
+        None (no deadline) when neither is set: a statement timeout of 0 means none.
+        """
+        if self.run_timeout:
+            return self.run_timeout
+        if not self.statement_timeout:
+            return None
+        return self.lock_wait + self.statement_timeout * max(revisions, 1)
 
     @property
     def multiple_heads(self) -> bool:

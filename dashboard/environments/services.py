@@ -23,16 +23,28 @@ from typing import Any, Literal
 from alembic.script import ScriptDirectory
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 from sqlalchemy.engine import make_url
 
 from dashboard.environments.models import Environment, EnvironmentConfigError
+from dashboard.environments.risk_summary import (
+    PlanRiskSummary,
+    findings_from_risks,
+    plan_risk_summary,
+)
+from dashboard.environments.signals import status_refreshed
 from dashboard.migrator.drift import TargetUnreachable, draft_revision_file, drift_compare
 from dashboard.migrator.plan import Plan, PlanError, compute_plan, render_plan_sql
 from dashboard.migrator.risk import LintError, RevisionRisk, lint_plan
 from dashboard.migrator.secrets import mask_url
 from dashboard.migrator.sql import RevisionSQL, SQLRenderError
-from dashboard.migrator.status import EnvironmentState, EnvironmentStatus, status_read
+from dashboard.migrator.status import (
+    EnvironmentState,
+    EnvironmentStatus,
+    status_from_heads,
+    status_read,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +127,29 @@ def _drift_state(status: EnvironmentStatus, url: str) -> dict[str, Any] | None:
     }
 
 
+def drift_summary(drift: dict[str, Any] | None) -> tuple[str, int]:
+    """(state, number of differences) of a drift comparison, for the overview's card."""
+    if not drift:
+        return "", 0
+    return str(drift.get("state") or ""), len(drift.get("operations") or ())
+
+
+def environment_last_run_record(
+    *, environment_id: int, outcome: str, started_at: datetime | None, request_id: int
+) -> None:
+    """Keep the environment's latest run on its row (the overview reads no run table).
+
+    Called by the approvals state machine in the transaction of the run's
+    transition; a run older than the one recorded never overwrites it.
+    """
+    newer = Environment.objects.filter(pk=environment_id).filter(
+        Q(last_run_request_id__isnull=True) | Q(last_run_request_id__lte=request_id)
+    )
+    newer.update(
+        last_run_outcome=outcome, last_run_started_at=started_at, last_run_request_id=request_id
+    )
+
+
 def environment_status_refresh(
     *,
     environment: Environment,
@@ -161,10 +196,46 @@ def environment_status_refresh(
     fields = ["status_state", "current_heads", "pending", "status_error", "status_detail"]
     if check_drift:
         environment.drift = drift
-        fields.append("drift")
+        environment.drift_state, environment.drift_count = drift_summary(drift)
+        fields += ["drift", "drift_state", "drift_count"]
     environment.status_refreshed_at = timezone.now()
     environment.save(update_fields=[*fields, "status_refreshed_at"])
     logger.info("environment %s status %s", environment.slug, environment.status_state)
+    status_refreshed.send(sender=Environment, environment=environment)
+    return environment
+
+
+def environment_status_from_heads(*, environment: Environment, heads: Iterable[str]) -> Environment:
+    """Store a status computed from heads read by someone else (a run that just ended).
+
+    Touches no target and resolves no secret: the pages agree with the run at
+    once; drift is left to the next full refresh (``environments.refresh``).
+    """
+    try:
+        script = alembic_script()
+    except HistoryUnavailable:
+        return environment
+    status = status_from_heads(script, tuple(sorted(heads)))
+    detail = dict(environment.status_detail or {})
+    detail["head_messages"] = _head_messages(script, status.current_heads)
+    detail["unknown_revisions"] = list(status.unknown_revisions)
+    environment.status_state = status.state.value
+    environment.current_heads = list(status.current_heads)
+    environment.pending = list(status.pending)
+    environment.status_error = status.error or ""
+    environment.status_detail = detail
+    environment.status_refreshed_at = timezone.now()
+    environment.save(
+        update_fields=[
+            "status_state",
+            "current_heads",
+            "pending",
+            "status_error",
+            "status_detail",
+            "status_refreshed_at",
+        ]
+    )
+    status_refreshed.send(sender=Environment, environment=environment)
     return environment
 
 
@@ -378,7 +449,25 @@ def _risks(
         )
     except (LintError, SQLRenderError) as exc:
         return {}, str(exc)
-    return {risk.revision: risk for risk in risks}, ""
+    # squawk missing or timed out: the built-in findings are still there, and
+    # every revision says it was not linted (and counts as needing care).
+    unavailable = next((risk.lint_unavailable for risk in risks if risk.lint_unavailable), "")
+    return {risk.revision: risk for risk in risks}, unavailable
+
+
+def environment_plan_summary(
+    *, environment: Environment, preview: EnvironmentPlan
+) -> PlanRiskSummary:
+    """The one-glance risk of ``preview`` (see ``risk_summary.py``), as a request would pin it."""
+    summary = plan_risk_summary(
+        findings=findings_from_risks(item.risk for item in preview.revisions),
+        revision_count=len(preview.revisions),
+        environment=environment,
+        sql=preview.sql,
+    )
+    if preview.lint_error:
+        summary.notes.append(f"Risk check failed: {preview.lint_error}")
+    return summary
 
 
 def environment_drift_draft(*, environment: Environment) -> str:

@@ -25,7 +25,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,9 @@ __all__ = [
     "LockNotAcquired",
     "advisory_lock_key",
     "find_advisory_lock_holder",
+    "LockWaitStopped",
     "pg_advisory_lock",
+    "probe_sqlite_file_lock",
     "sqlite_file_lock",
 ]
 
@@ -72,6 +74,10 @@ class LockNotAcquired(Exception):
         self.waited = waited
         who = holder.describe() if holder else "holder unknown"
         super().__init__(f"another migration holds the lock ({who}); waited {waited:.1f}s")
+
+
+class LockWaitStopped(Exception):
+    """The caller asked to stop waiting for the lock (e.g. the run was cancelled)."""
 
 
 def advisory_lock_key(identity: str) -> int:
@@ -118,7 +124,12 @@ def find_advisory_lock_holder(connection: Connection, key: int) -> LockHolder | 
 
 @contextlib.contextmanager
 def pg_advisory_lock(
-    connection: Connection, *, key: int, wait: float, poll_interval: float = 0.2
+    connection: Connection,
+    *,
+    key: int,
+    wait: float,
+    poll_interval: float = 0.2,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[None]:
     """Hold session advisory lock ``key`` on ``connection`` for the ``with`` block.
 
@@ -127,6 +138,7 @@ def pg_advisory_lock(
     committed, so on entry to the block the connection has no open
     transaction (Alembic needs that). The lock is released on exit if the
     connection is still usable; otherwise the server drops it with the session.
+    ``should_stop`` is asked between polls: True raises :class:`LockWaitStopped`.
     """
     deadline = time.monotonic() + max(wait, 0.0)
     started = time.monotonic()
@@ -139,6 +151,8 @@ def pg_advisory_lock(
             holder = find_advisory_lock_holder(connection, key)
             connection.commit()
             raise LockNotAcquired(holder, time.monotonic() - started)
+        if should_stop is not None and should_stop():
+            raise LockWaitStopped("stopped waiting for the lock")
         time.sleep(min(poll_interval, max(deadline - time.monotonic(), 0.01)))
     try:
         yield
@@ -161,6 +175,7 @@ def sqlite_file_lock(
     wait: float,
     poll_interval: float = 0.1,
     owner: str = "",
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[None]:
     """Hold an exclusive ``flock`` on the SQLite file ``database`` for the block.
 
@@ -180,6 +195,8 @@ def sqlite_file_lock(
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise LockNotAcquired(_read_sqlite_holder(path), time.monotonic() - started)
+                if should_stop is not None and should_stop():
+                    raise LockWaitStopped("stopped waiting for the lock")
                 time.sleep(poll_interval)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "owner": owner}
         holder["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -190,6 +207,28 @@ def sqlite_file_lock(
             with contextlib.suppress(OSError):
                 _holder_file(path).unlink()
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def probe_sqlite_file_lock(database: str | os.PathLike[str]) -> LockHolder | None:
+    """Who holds the migration ``flock`` of a SQLite file (None: nobody), without keeping it.
+
+    The holder's label is in ``application_name`` (the ``owner`` it passed).
+    A missing file has no holder.
+    """
+    path = Path(database)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_sqlite_holder(path) or LockHolder(pid=None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
     finally:
         os.close(fd)
 

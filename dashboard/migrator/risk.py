@@ -81,6 +81,14 @@ class RevisionRisk:
     locks_writes: list[str] = field(default_factory=list)
     data_migration: list[str] = field(default_factory=list)
     not_reversible: str | None = None
+    # Why squawk could not lint this revision ("" when it did). A plan that
+    # could not be linted is treated as destructive until it is.
+    lint_unavailable: str = ""
+
+    @property
+    def needs_care(self) -> bool:
+        """Destructive, or not linted: the approver must confirm they read the SQL."""
+        return bool(self.destructive or self.lint_unavailable)
 
     @property
     def badges(self) -> list[str]:
@@ -88,6 +96,8 @@ class RevisionRisk:
         labels = []
         if self.destructive:
             labels.append("destructive")
+        if self.lint_unavailable:
+            labels.append("lint unavailable")
         if self.locks_writes:
             labels.append("locks writes")
         if self.data_migration:
@@ -280,15 +290,27 @@ def lint_plan(
 ) -> list[RevisionRisk]:
     """Risk per revision of a plan rendered for PostgreSQL (see ``render_plan_sql``).
 
-    ``script`` enables the reversibility check of upgrade steps. Raises
-    ``LintError`` when squawk cannot run.
+    ``script`` enables the reversibility check of upgrade steps. The built-in
+    classification (destructive, locks, data migration) runs whatever squawk
+    does; when squawk cannot run (missing, timed out, bad output) every
+    revision carries ``lint_unavailable`` and counts as needing care
+    (:attr:`RevisionRisk.needs_care`): a plan is never *less* careful because
+    its linter failed.
     """
-    findings = lint_revision_sql(
-        revision_sqls, config_path=config_path, version_table=version_table
-    )
+    try:
+        findings = lint_revision_sql(
+            revision_sqls, config_path=config_path, version_table=version_table
+        )
+        unavailable = ""
+    except LintError as exc:
+        findings, unavailable = {}, str(exc)
     risks = []
     for item in revision_sqls:
-        risk = RevisionRisk(revision=item.revision, findings=findings.get(item.revision, []))
+        risk = RevisionRisk(
+            revision=item.revision,
+            findings=findings.get(item.revision, []),
+            lint_unavailable=unavailable,
+        )
         for statement in split_statements(item.sql):
             _describe(risk, statement.text, version_table)
         if script is not None and item.direction == "upgrade":

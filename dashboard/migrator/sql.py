@@ -24,7 +24,6 @@ revision, trailing ``COMMIT`` to the last).
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,13 +34,16 @@ from alembic.runtime.migration import MigrationContext, MigrationStep, RevisionS
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from dashboard.migrator.alembic_context import ALEMBIC_CONTEXT
+
 __all__ = ["RevisionSQL", "SQLRenderError", "render_revision_sql", "render_sql"]
 
 Direction = Literal["upgrade", "downgrade"]
 
 # ``alembic.op`` and ``alembic.context`` are process-global proxies: two
-# renderings in parallel threads would write into each other's buffers.
-_RENDER_LOCK = threading.RLock()
+# renderings in parallel threads would write into each other's buffers, and a
+# rendering beside a run would capture the run's DDL (see alembic_context).
+_RENDER_LOCK = ALEMBIC_CONTEXT
 
 
 class SQLRenderError(Exception):

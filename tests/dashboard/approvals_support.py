@@ -63,7 +63,7 @@ def migrate_target(ini: Path, url: str, target: str, direction: str = "upgrade")
             config=alembic_config(ini),
             connection=conn,
             options=RunOptions(direction=direction, target=target),
-            planned_revisions=[],
+            planned_revisions=None,
         )
     engine.dispose()
 
@@ -99,10 +99,15 @@ def dashboard_database_url() -> str:
 
 @contextlib.contextmanager
 def broker(url: str, queue: str) -> Iterator[None]:
-    """Point this process's Celery app at ``url``/``queue``; restore afterwards."""
+    """Point this process's Celery app at ``url``/``queue`` (both the runs and the io queue
+    are routed to ``queue``, which the test's worker serves); restore afterwards."""
+    from django.conf import settings
+
     from dashboard.celery import app
 
     before = (app.conf.broker_url, app.conf.task_default_queue, app.conf.broker_transport_options)
+    queues = (settings.DASHBOARD_RUNS_QUEUE, settings.DASHBOARD_IO_QUEUE)
+    settings.DASHBOARD_RUNS_QUEUE = settings.DASHBOARD_IO_QUEUE = queue
 
     def reset() -> None:
         from kombu import pools
@@ -118,13 +123,24 @@ def broker(url: str, queue: str) -> Iterator[None]:
         yield
     finally:
         app.conf.broker_url, app.conf.task_default_queue, app.conf.broker_transport_options = before
+        settings.DASHBOARD_RUNS_QUEUE, settings.DASHBOARD_IO_QUEUE = queues
         reset()
 
 
 class Worker:
     """A real ``celery worker`` subprocess in its own process group."""
 
-    def __init__(self, *, broker_url: str, queue: str, ini: Path, log: Path) -> None:
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        queue: str,
+        ini: Path,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+        pool: str = "solo",
+        command_prefix: tuple[str, ...] = (),
+    ) -> None:
         self.log = log
         env = {
             **os.environ,
@@ -132,18 +148,22 @@ class Worker:
             "DASHBOARD_DATABASE_URL": dashboard_database_url(),
             "CELERY_BROKER_URL": broker_url,
             "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "DASHBOARD_RUNS_QUEUE": queue,
+            "DASHBOARD_IO_QUEUE": queue,
             "ALEMBIC_CONFIG": str(ini),
             "DASHBOARD_RUN_HEARTBEAT": f"{HEARTBEAT_SECONDS}s",
             "DASHBOARD_RUN_LOCK_RETRY_DELAY": "1s",
             "DASHBOARD_RUN_LOCK_RETRIES": "1",
+            **(extra_env or {}),
         }
         self.process = subprocess.Popen(
             [
+                *command_prefix,
                 CELERY,
                 "-A",
                 "dashboard",
                 "worker",
-                "--pool=solo",
+                f"--pool={pool}",
                 "-Q",
                 queue,
                 "-n",

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from django.test import Client
-from django.utils import timezone
 
 CANARY_PASSWORD = "CrawlCanary" + secrets.token_hex(6)
 CSRF_SECRET = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
@@ -94,9 +93,9 @@ def build_world(*, users: dict[str, Any], target_url: str, directory: Path) -> W
     )
     for approver in (lead2, lead):
         done = migration_request_approve(request=done, actor=approver)
-    run = transitions.run_claimed(done, worker="crawl", heartbeat_at=timezone.now())
+    run = transitions.run_claimed(done, worker="crawl")
     assert run is not None
-    transitions.run_finished(run, outcome="succeeded", final_heads=["c"])
+    transitions.run_finished(run, transitions.RunRecord(outcome="succeeded", final_heads=["c"]))
 
     open_request = migration_request_create(
         environment=production, actor=developer, direction="upgrade", target="c", reason="crawl"

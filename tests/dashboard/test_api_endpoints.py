@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from django.utils import timezone
 
 from dashboard.approvals import transitions
 from dashboard.approvals.models import MigrationRequest, RunProgress
@@ -170,9 +169,7 @@ def test_it_reads_a_request_with_its_approvals_and_run_progress(
     token = make_token(developer)
     request_id = _create(token).json()["id"]
     migration_request_approve(request=MigrationRequest.objects.get(), actor=lead, comment="go")
-    run = transitions.run_claimed(
-        MigrationRequest.objects.get(), worker="w1", heartbeat_at=timezone.now()
-    )
+    run = transitions.run_claimed(MigrationRequest.objects.get(), worker="w1")
     assert run is not None
     RunProgress.objects.create(run=run, index=0, revision="b")
     run.applied = ["b"]
@@ -206,6 +203,9 @@ def test_listing_requests_costs_the_same_few_queries_however_many_there_are(
     token = make_token(developer)
     for target in ("b", "c", "b", "c"):
         _create(token, target=target)
+    # Two approvals needed: one each leaves both pending (an approved one would block the other).
+    api_envs["dev"].required_approvals = 2
+    api_envs["dev"].save(update_fields=["required_approvals"])
     for request in MigrationRequest.objects.all()[:2]:
         migration_request_approve(request=request, actor=lead, comment="ok")
     with django_assert_max_num_queries(8):
@@ -220,11 +220,16 @@ def test_approving_is_not_offered(
     request_id = _create(make_token(developer)).json()["id"]
     schema = Client().get("/api/v1/openapi.json", **bearer(make_token(lead))).json()
     assert all("approve" not in path for path in schema["paths"])
-    for path in (f"/api/v1/requests/{request_id}/approve", f"/api/v1/requests/{request_id}"):
+    # An attempt is refused with the reason (tests/dashboard/test_api_json_errors.py).
+    expected = {
+        f"/api/v1/requests/{request_id}/approve": 403,
+        f"/api/v1/requests/{request_id}": 405,
+    }
+    for path, status in expected.items():
         response = Client().post(
             path, "{}", content_type="application/json", **bearer(make_token(lead))
         )
-        assert response.status_code in (404, 405)
+        assert response.status_code == status
     assert MigrationRequest.objects.get().status == "pending"
 
 

@@ -76,6 +76,7 @@ def test_it_pins_the_plan_and_tells_the_approvers(
     lead2: Any,
     project_ini: Path,
     django_capture_on_commit_callbacks: Any,
+    eager_celery: None,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         request = _request(production, developer)
@@ -205,7 +206,11 @@ def test_nobody_approves_twice(production: Any, developer: Any, lead: Any) -> No
 
 
 def test_a_rejection_needs_a_comment_and_ends_the_request(
-    production: Any, developer: Any, lead: Any, django_capture_on_commit_callbacks: Any
+    production: Any,
+    developer: Any,
+    lead: Any,
+    django_capture_on_commit_callbacks: Any,
+    eager_celery: None,
 ) -> None:
     request = _request(production, developer)
     url = reverse("approvals:reject", args=[request.pk])
@@ -297,9 +302,10 @@ def test_the_pages_show_the_plan_and_the_lists(
     def make_superuser() -> Any:
         return make_user("root", superuser=True)
 
-    preview = _client(developer).get(
+    # "Preview plan and SQL" reads the target: a POST (a GET shows the cached status only).
+    preview = _client(developer).post(
         reverse("approvals:create"),
-        {"environment": "production", "direction": "upgrade", "target": "c"},
+        {"environment": "production", "direction": "upgrade", "target": "c", "action": "preview"},
         headers={"HX-Request": "true"},
     )
     assert b"CREATE TABLE tags" in preview.content and b"<form" not in preview.content

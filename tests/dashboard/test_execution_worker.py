@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 from django.db import connection as django_connection
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from sqlalchemy import create_engine, pool, text
 
-from dashboard.approvals.models import MigrationRequest, Run
-from dashboard.approvals.services.execution import runs_reap
+from dashboard.approvals import transitions
+from dashboard.approvals.models import Approval, MigrationRequest, Run
+from dashboard.approvals.services.dispatch import run_dispatch_on_commit
+from dashboard.approvals.services.recovery import runs_reap
 from dashboard.approvals.services.requests import migration_request_create
 from dashboard.approvals.tasks import execute_request
 from dashboard.audit.models import AuditEvent
@@ -286,6 +289,36 @@ def test_an_environment_moved_after_approval_is_a_stale_plan(
     assert target_heads(target_url) == ("a",)
 
 
+def test_a_second_request_cannot_be_approved_while_another_runs_and_goes_stale_after_it(
+    worker: Worker,
+    production: Any,
+    target_url: str,
+    project_ini: Path,
+    developer: Any,
+    lead: Any,
+) -> None:
+    migrate_target(project_ini, target_url, "c")
+    production.required_approvals = 1
+    production.save()
+    first = _create(production, developer, "slow")
+    second = _create(production, developer, "slow")
+    _approve(lead, first)
+    wait_for(lambda: Run.objects.filter(request=first, ddl_started_at__isnull=False), timeout=30)
+
+    client = Client()
+    client.force_login(lead)
+    page = client.post(reverse("approvals:approve", args=[second.pk]), follow=True)
+
+    assert f"request #{first.pk} for production is running".encode() in page.content
+    second.refresh_from_db()
+    assert second.status == "pending" and second.approvals.count() == 0
+    assert _ended(first).status == "succeeded"
+    # The run moved production from c to slow: the waiting request's plan is stale now.
+    assert _ended(second).status == "stale"
+    assert "moved from c to slow" in second.status_note
+    assert _actions(second)[-1] == "dashboard.request.stale"
+
+
 def test_two_requests_approved_at_once_never_run_together(
     worker: Worker,
     production: Any,
@@ -296,6 +329,8 @@ def test_two_requests_approved_at_once_never_run_together(
     lead: Any,
     tmp_path: Path,
 ) -> None:
+    """Approvals refuse a second approved request, but the lock is the last word: two
+    requests approved anyway (as before this check existed) run one after the other."""
     second_worker = Worker(broker_url=REDIS, queue=queue, ini=project_ini, log=tmp_path / "w2.log")
     try:
         migrate_target(project_ini, target_url, "c")
@@ -303,8 +338,15 @@ def test_two_requests_approved_at_once_never_run_together(
         production.save()
         first = _create(production, developer, "slow")
         second = _create(production, developer, "slow")
-        _approve(lead, first)
-        _approve(lead, second)
+        with transaction.atomic():
+            for request in (first, second):
+                Approval.objects.create(
+                    request=request, approver=lead, requester=developer, decision="approve"
+                )
+                transitions.request_approval_recorded(
+                    request, actor=lead, http_request=None, approvals=1, final=True
+                )
+                run_dispatch_on_commit(request_id=request.pk)
         ended = [_ended(first), _ended(second)]
     finally:
         second_worker.stop()

@@ -82,3 +82,34 @@ def test_statements_keep_their_lines() -> None:
     sql = "BEGIN;\n\n-- Running x\n\nCREATE TABLE t (\n    id int\n);\n\nDROP TABLE u;\n\nCOMMIT;\n"
     statements = split_statements(sql)
     assert [(s.first_line, s.last_line) for s in statements] == [(4, 6), (8, 8)]
+
+
+@pytest.mark.parametrize("broken", ["missing", "hangs", "garbage"])
+def test_a_linter_that_cannot_run_makes_the_plan_more_careful_never_less(
+    broken: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squawk missing, timing out or answering nonsense: built-in findings stay, and
+    every revision is marked not linted (the approver must confirm the SQL)."""
+    from dashboard.migrator import risk as risk_module
+    from dashboard.migrator.sql import RevisionSQL
+
+    fake = tmp_path / "squawk"
+    if broken == "missing":
+        monkeypatch.setattr(risk_module.shutil, "which", lambda name: None)
+        monkeypatch.setattr(risk_module.sys, "executable", str(tmp_path / "no-python"))
+    else:
+        script = "sleep 30" if broken == "hangs" else "echo not json; exit 1"
+        fake.write_text(f"#!/bin/sh\n{script}\n")
+        fake.chmod(0o755)
+        monkeypatch.setattr(risk_module, "_squawk_binary", lambda: str(fake))
+        monkeypatch.setattr(risk_module, "SQUAWK_TIMEOUT", 1)
+    plan = [
+        RevisionSQL("drop", "upgrade", "DROP TABLE users;\n"),
+        RevisionSQL("add", "upgrade", "ALTER TABLE pages ADD COLUMN note TEXT;\n"),
+    ]
+
+    drop, add = lint_plan(plan)
+
+    assert drop.destructive == ["drops table users and all its rows"]
+    assert drop.lint_unavailable and add.lint_unavailable
+    assert "lint unavailable" in add.badges and add.needs_care and not add.destructive

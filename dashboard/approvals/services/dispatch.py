@@ -1,27 +1,75 @@
-"""Putting approved requests on the worker queue, after commit, and again if the broker was down.
+"""Putting work on the queues: runs after commit (again if the broker was down), and mail.
 
 The broker holds no decision: the request row does. ``run_dispatch`` never
-raises for a broker failure; it records ``dispatch_error`` (shown on the
-request page as "worker queue unavailable") and the beat task
-``approved_requests_redispatch`` tries again. A duplicate message is harmless:
-the claim in ``execution.run_start`` lets only one through.
+raises for a broker failure and never makes the person who approved wait
+more than ``settings.DASHBOARD_DISPATCH_WAIT`` (1.5 s): the message is
+published from a thread, and when the broker does not answer in time the
+request records ``dispatch_error`` (shown on the request page as "worker
+queue unavailable") while the thread keeps trying; the beat task
+``approved_requests_redispatch`` tries again later. A duplicate message is
+harmless: the claim in ``execution.run_start`` lets only one through.
+
+Tasks are sent by name (``send_task``), routed by ``dashboard.celery.route_task``:
+this module imports no task module, so tasks can import services without a
+circle.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from celery import current_app
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from dashboard.approvals.models import MigrationRequest
 
-__all__ = ["approved_requests_redispatch", "run_dispatch", "run_dispatch_on_commit"]
+__all__ = [
+    "approved_requests_redispatch",
+    "enqueue_on_commit",
+    "run_dispatch",
+    "run_dispatch_on_commit",
+    "send_task",
+]
 
 logger = logging.getLogger(__name__)
 QUEUE_UNAVAILABLE = "worker queue unavailable"
+EXECUTE_TASK = "approvals.execute_request"
+
+
+def send_task(task_name: str, *args: Any, countdown: float | None = None) -> None:
+    """Publish ``task_name`` (found by name in the app's registry) with ids only.
+
+    By name, so services never import task modules; through the task object,
+    so ``task_always_eager`` (unit tests of task bodies) is honoured.
+    """
+    if task_name not in current_app.tasks:
+        current_app.loader.import_default_modules()  # autodiscovery is lazy outside a worker
+    task = current_app.tasks[task_name]
+    task.apply_async(args=list(args), countdown=countdown, retry=False)
+
+
+def enqueue_on_commit(task_name: str, *args: Any, countdown: float | None = None) -> None:
+    """Send ``task_name`` once the current transaction commits, from a thread; never raises."""
+
+    def send() -> None:
+        try:
+            send_task(task_name, *args, countdown=countdown)
+        except Exception as exc:  # a lost notification or refresh is caught up by beat
+            logger.warning("%s%r not queued: %s", task_name, args, type(exc).__name__)
+
+    def after_commit() -> None:
+        if current_app.conf.task_always_eager:
+            send()
+        else:  # a broker that does not answer must not hold the caller
+            threading.Thread(target=send, name=f"enqueue-{task_name}", daemon=True).start()
+
+    transaction.on_commit(after_commit)
 
 
 def run_dispatch_on_commit(*, request_id: int) -> None:
@@ -29,26 +77,58 @@ def run_dispatch_on_commit(*, request_id: int) -> None:
     transaction.on_commit(lambda: run_dispatch(request_id=request_id))
 
 
-def run_dispatch(*, request_id: int) -> bool:
-    """Send the task (id only). True if the broker took it; on failure record why and return False."""
-    from dashboard.approvals.tasks import execute_request
+class _Publication:
+    """One publish attempt shared by the waiting caller and the publishing thread."""
 
-    rows = MigrationRequest.objects.filter(pk=request_id)
-    try:
-        execute_request.apply_async(args=[request_id], retry=False)
-    except Exception as exc:  # kombu/redis raise many types when the broker is down
-        logger.warning("request %s not dispatched: %s", request_id, type(exc).__name__)
-        rows.update(
-            dispatch_attempts=F("dispatch_attempts") + 1,
-            dispatch_error=f"{QUEUE_UNAVAILABLE} ({type(exc).__name__}); it will be sent again",
-        )
-        return False
-    rows.update(
-        dispatched_at=timezone.now(),
-        dispatch_attempts=F("dispatch_attempts") + 1,
-        dispatch_error="",
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.given_up = False
+        self.ok = False
+        self.error = ""
+
+    def publish(self) -> None:
+        try:
+            send_task(EXECUTE_TASK, self.request_id)
+            self.ok = True
+        except Exception as exc:  # kombu/redis raise many types when the broker is down
+            logger.warning("request %s not dispatched: %s", self.request_id, type(exc).__name__)
+            self.error = f"{QUEUE_UNAVAILABLE} ({type(exc).__name__}); it will be sent again"
+        with self.lock:
+            late = self.given_up
+            self.done.set()
+            if late:  # the caller has answered already: record what finally happened
+                self._record()
+        if late:
+            connection.close()
+
+    def _record(self) -> None:
+        rows = MigrationRequest.objects.filter(pk=self.request_id)
+        if self.ok:
+            rows.update(dispatched_at=timezone.now(), dispatch_error="")
+        else:
+            rows.update(dispatch_error=self.error)
+
+
+def run_dispatch(*, request_id: int) -> bool:
+    """Send the task (id only). True if the broker took it in time; otherwise record why."""
+    MigrationRequest.objects.filter(pk=request_id).update(
+        dispatch_attempts=F("dispatch_attempts") + 1
     )
-    return True
+    publication = _Publication(request_id)
+    thread = threading.Thread(target=publication.publish, name="dispatch", daemon=True)
+    thread.start()
+    publication.done.wait(timeout=settings.DASHBOARD_DISPATCH_WAIT.total_seconds())
+    with publication.lock:
+        if not publication.done.is_set():
+            publication.given_up = True
+            MigrationRequest.objects.filter(pk=request_id).update(
+                dispatch_error=f"{QUEUE_UNAVAILABLE} (no answer yet); it will be sent again"
+            )
+            return False
+    publication._record()
+    return publication.ok
 
 
 def approved_requests_redispatch(

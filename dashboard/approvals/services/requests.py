@@ -9,7 +9,9 @@ from django.http import HttpRequest
 
 from dashboard.approvals import transitions
 from dashboard.approvals.models import MigrationRequest
+from dashboard.approvals.notifications import notify_approvers_on_commit
 from dashboard.approvals.planning import PinnedPlan, PlanRefused, TargetUnavailable, plan_pin
+from dashboard.approvals.services.dispatch import run_dispatch_on_commit
 from dashboard.environments.models import Environment
 
 __all__ = [
@@ -56,7 +58,8 @@ def migration_request_create(
     Refuses (``RequestRefused``) when the reason is empty, another request of
     the environment is approved or running, the target does not exist, the
     plan is empty or the environment is unreachable. With
-    ``required_approvals == 0`` the request is approved at once and
+    ``required_approvals == 0`` the request is approved at once (recorded as
+    "no approval required", never as approved by the requester) and
     dispatched after commit.
     """
     if not reason.strip():
@@ -87,18 +90,16 @@ def migration_request_create(
             destructive=plan.destructive,
             drift=environment.drift,
             required_approvals=environment.required_approvals,
+            env_sha256=plan.env_sha256,
+            pinned_settings=plan.settings,
         )
         transitions.request_created(request, actor=actor, http_request=http_request)
         if environment.required_approvals == 0:
-            from dashboard.approvals.services.dispatch import run_dispatch_on_commit
-
-            transitions.request_approval_recorded(
-                request, actor=actor, http_request=http_request, approvals=0, final=True
+            transitions.request_approval_not_required(
+                request, actor=actor, http_request=http_request
             )
             run_dispatch_on_commit(request_id=request.pk)
         else:
-            from dashboard.approvals.notifications import notify_approvers_on_commit
-
             notify_approvers_on_commit(request_id=request.pk)
     return request
 
