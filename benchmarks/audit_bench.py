@@ -203,7 +203,7 @@ def _run(events: int, database_url: str) -> int:
     rss_before = _rss_mb()
     peak = rss_before
     started = time.perf_counter()
-    response = client.get("/audit/export.csv")
+    response = client.post("/audit/export.csv")  # an export is a POST (it writes an event)
     lines = 0
     for chunk in response.streaming_content:
         lines += chunk.count(b"\n")

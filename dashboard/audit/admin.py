@@ -43,4 +43,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ChainVerification)
 class ChainVerificationAdmin(ReadOnlyAdmin):
-    list_display = ("checked_at", "ok", "events_checked", "head_seq", "first_bad_seq", "message")
+    list_display = (
+        "checked_at",
+        "ok",
+        "mode",
+        "from_seq",
+        "events_checked",
+        "head_seq",
+        "first_bad_seq",
+        "message",
+    )

@@ -137,9 +137,23 @@ class AuditEvent(models.Model):
 
 
 class ChainVerification(models.Model):
-    """The result of one walk over the chain (not part of the chain itself)."""
+    """The result of one walk over the chain (not part of the chain itself).
+
+    A ``full`` walk starts at event #1. An ``incremental`` one starts at the
+    head of the previous successful verification (``from_seq``): it re-hashes
+    that checkpoint event, checks that its hash is still the ``head_hash``
+    recorded then, and walks only the events after it. ``head_seq`` /
+    ``head_hash`` are the last event this walk found intact: the next
+    incremental run's checkpoint.
+    """
+
+    class Mode(models.TextChoices):
+        FULL = "full", "full walk from #1"
+        INCREMENTAL = "incremental", "incremental from the last checkpoint"
 
     checked_at = models.DateTimeField()
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.FULL)
+    from_seq = models.BigIntegerField(null=True, blank=True)
     ok = models.BooleanField()
     events_checked = models.BigIntegerField()
     head_seq = models.BigIntegerField(null=True, blank=True)

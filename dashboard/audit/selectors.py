@@ -1,4 +1,6 @@
-"""Reads of the audit log: filtered keyset pages, neighbours, exports, timelines.
+"""Reads of the audit log: filtered keyset pages, neighbours, exports.
+
+"Who applied what" (the per-environment timeline) is ``dashboard.audit.timeline``.
 
 Pagination is keyset on ``seq`` (newest first: ``seq < before``), never
 ``OFFSET``: every filter combination has an index ending in ``seq`` (see the
@@ -12,12 +14,12 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import Max, Min, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -28,18 +30,30 @@ PAGE_SIZE = 50
 KNOWN_ACTIONS: tuple[str, ...] = (
     "dashboard.request.created",
     "dashboard.request.approved",
+    "dashboard.request.approval_not_required",
     "dashboard.request.rejected",
     "dashboard.request.cancelled",
     "dashboard.request.expired",
+    "dashboard.request.stale",
+    "dashboard.request.reopened",
     "dashboard.run.started",
+    "dashboard.run.cancel_requested",
     "dashboard.run.succeeded",
     "dashboard.run.failed",
     "dashboard.run.interrupted",
+    "dashboard.run.cancelled",
+    "dashboard.run.unknown",
+    "dashboard.run.corrected",
+    "dashboard.run.settled",
     "dashboard.environment.changed",
     "dashboard.auth.login",
     "dashboard.auth.login_failed",
     "dashboard.auth.logout",
     "dashboard.auth.locked_out",
+    "dashboard.auth.user_created",
+    "dashboard.auth.user_changed",
+    "dashboard.auth.groups_changed",
+    "dashboard.auth.permissions_changed",
     "dashboard.audit.exported",
     "dashboard.audit.verified",
     "dashboard.api.token_created",
@@ -90,40 +104,158 @@ class EventPage:
 
 def audit_event_queryset(*, filters: EventFilters) -> QuerySet[AuditEvent]:
     """All events matching ``filters`` (unordered)."""
-    queryset = AuditEvent.objects.all()
-    if filters.environment:
-        queryset = queryset.filter(environment_slug=filters.environment)
-    if filters.actor:
-        queryset = queryset.filter(actor_username=filters.actor)
-    if filters.action.endswith("*"):
-        queryset = queryset.filter(action__startswith=filters.action.rstrip("*"))
-    elif filters.action:
-        queryset = queryset.filter(action=filters.action)
-    if filters.date_from:
-        queryset = queryset.filter(created_at__gte=_day_start(filters.date_from))
-    if filters.date_to:
-        queryset = queryset.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1)))
-    if filters.revision:
-        queryset = queryset.filter(
-            Q(from_revisions__contains=filters.revision)
-            | Q(to_revisions__contains=filters.revision)
-        )
-    if filters.request_id is not None:
-        queryset = queryset.filter(request_id=filters.request_id)
-    return queryset
+    queryset = _filtered(filters=filters)
+    codes = _action_codes(filters.action)
+    if codes is None:
+        return queryset
+    return queryset.filter(action__in=codes) if codes else queryset.none()
 
 
 def audit_event_page(
     *, filters: EventFilters, before: int | None = None, size: int = PAGE_SIZE
 ) -> EventPage:
-    """One page of matching events, newest first, strictly older than ``before``."""
-    queryset = audit_event_queryset(filters=filters)
+    """One page of matching events, newest first, strictly older than ``before``.
+
+    An action prefix (``dashboard.run.*``) is resolved to the codes that occur
+    in the log; with several codes the page is the merge of one
+    ``(action, seq)`` index walk per code (``UNION ALL`` of ``ORDER BY seq
+    DESC LIMIT n`` parts), so its cost is that of ``n`` rows per code wherever
+    in the log the matches are, rather than a planner's guess between
+    scanning ``seq`` backwards and sorting every match. A revision filter
+    keeps one query: its trigram index finds every match at once.
+    """
+    queryset = _filtered(filters=filters)
     if before is not None:
         queryset = queryset.filter(seq__lt=before)
-    events = list(queryset.order_by("-seq")[: size + 1])
+    codes = _action_codes(filters.action)
+    if codes == [] or queryset.query.is_empty():  # no such code, or no event in the dates
+        return EventPage(events=[], next_before=None)
+    if codes is not None and len(codes) > 1 and not filters.revision:
+        parts = [queryset.filter(action=code).order_by("-seq")[: size + 1] for code in codes]
+        newest = parts[0].union(*parts[1:], all=True).order_by("-seq")
+    elif codes is not None:
+        newest = queryset.filter(action__in=codes).order_by("-seq")
+    else:
+        newest = queryset.order_by("-seq")
+    events = list(newest[: size + 1])
     has_more = len(events) > size
     events = events[:size]
     return EventPage(events=events, next_before=events[-1].seq if has_more else None)
+
+
+def _filtered(*, filters: EventFilters) -> QuerySet[AuditEvent]:
+    """The events matching every filter except ``action``."""
+    queryset = AuditEvent.objects.all()
+    if filters.environment:
+        queryset = queryset.filter(environment_slug=filters.environment)
+    if filters.actor:
+        queryset = queryset.filter(actor_username=filters.actor)
+    if filters.date_from or filters.date_to:
+        queryset = _within_dates(queryset, date_from=filters.date_from, date_to=filters.date_to)
+    if filters.revision:
+        queryset = _with_revision(queryset, filters.revision)
+    if filters.request_id is not None:
+        queryset = queryset.filter(request_id=filters.request_id)
+    return queryset
+
+
+def _action_codes(action: str) -> list[str] | None:
+    """The action codes an ``action`` filter stands for (None: no action filter).
+
+    An exact code is itself; a prefix (``dashboard.run.*``) is every code in
+    the log that starts with it. On PostgreSQL these come from a loose scan
+    of the ``text_pattern_ops`` index (one index probe per code, whatever
+    the collation), elsewhere from a ``DISTINCT``.
+    """
+    if not action:
+        return None
+    if not action.endswith("*"):
+        return [action]
+    prefix = action.rstrip("*")
+    if connection.vendor != "postgresql":
+        codes = AuditEvent.objects.filter(action__startswith=prefix).values_list(
+            "action", flat=True
+        )
+        return sorted(set(codes.order_by().distinct()))
+    pattern = connection.ops.prep_for_like_query(prefix) + "%"
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIONS_WITH_PREFIX, [pattern, pattern])
+        return [row[0] for row in cursor.fetchall()]
+
+
+_ACTIONS_WITH_PREFIX = """
+    WITH RECURSIVE codes(action) AS (
+        (SELECT action FROM audit_auditevent WHERE action LIKE %s
+         ORDER BY action USING ~<~ LIMIT 1)
+        UNION ALL
+        SELECT (SELECT later.action FROM audit_auditevent AS later
+                WHERE later.action LIKE %s AND later.action ~>~ codes.action
+                ORDER BY later.action USING ~<~ LIMIT 1)
+        FROM codes WHERE codes.action IS NOT NULL
+    )
+    SELECT action FROM codes WHERE action IS NOT NULL
+"""
+
+
+def _within_dates(
+    queryset: QuerySet[AuditEvent], *, date_from: date | None, date_to: date | None
+) -> QuerySet[AuditEvent]:
+    """Events of the inclusive UTC days, bounded by ``seq`` as well as by time.
+
+    ``created_at`` never decreases along the chain (``audit_record`` keeps it
+    so), so the events of a date range are one contiguous run of ``seq``;
+    its ends come from probes of the ``created_at`` index. With them every
+    index that ends in ``seq`` walks only that run, instead of the planner
+    guessing where in the log the dates lie (a backward scan from the head
+    through millions of newer events otherwise).
+    """
+    if date_from:
+        start = _day_start(date_from)
+        first = _boundary_seqs(AuditEvent.objects.filter(created_at__gte=start), Min)
+        if not first:
+            return queryset.none()
+        queryset = queryset.filter(created_at__gte=start, seq__gte=min(first))
+    if date_to:
+        end = _day_start(date_to + timedelta(days=1))
+        last = _boundary_seqs(AuditEvent.objects.filter(created_at__lt=end), Max)
+        if not last:
+            return queryset.none()
+        queryset = queryset.filter(created_at__lt=end, seq__lte=max(last))
+    return queryset
+
+
+def _boundary_seqs(events: QuerySet[AuditEvent], extreme: type[Min] | type[Max]) -> list[int]:
+    """The seqs of the events at the earliest (``Min``) or latest (``Max``) time of ``events``.
+
+    Several events can share a timestamp; min()/max() of them is taken in
+    Python, as ``MIN(seq) WHERE created_at = t`` may be planned as a walk of
+    the primary key from one end.
+    """
+    moment = events.order_by().aggregate(moment=extreme("created_at"))["moment"]
+    if moment is None:
+        return []
+    return list(AuditEvent.objects.filter(created_at=moment).values_list("seq", flat=True))
+
+
+def _with_revision(queryset: QuerySet[AuditEvent], revision: str) -> QuerySet[AuditEvent]:
+    """Events whose from- or to-revisions contain ``revision`` (part of an id).
+
+    On PostgreSQL one ``LIKE '%...%'`` over ``from_revisions || ' ' ||
+    to_revisions``, the expression of the trigram index of migration 0004
+    (revision ids hold no space, so a match never straddles the two).
+    """
+    if any(character.isspace() for character in revision):
+        return queryset.none()  # revision ids hold no whitespace
+    if connection.vendor != "postgresql":
+        return queryset.filter(
+            Q(from_revisions__contains=revision) | Q(to_revisions__contains=revision)
+        )
+    revisions = RawSQL(REVISIONS_EXPRESSION, (), output_field=TextField())  # noqa: S611 -- constant
+    return queryset.annotate(revisions=revisions).filter(revisions__contains=revision)
+
+
+# The indexed expression (migration audit/0004): keep both spellings identical.
+REVISIONS_EXPRESSION = "from_revisions || ' ' || to_revisions"
 
 
 def audit_event_neighbours(*, event: AuditEvent) -> tuple[AuditEvent | None, AuditEvent | None]:
@@ -135,8 +267,27 @@ def audit_event_neighbours(*, event: AuditEvent) -> tuple[AuditEvent | None, Aud
     return around.get(event.seq - 1), around.get(event.seq + 1)
 
 
+DECISION_ACTIONS = frozenset({"dashboard.request.approved", "dashboard.request.rejected"})
+
+
+def audit_event_decision(*, event: AuditEvent) -> dict[str, Any] | None:
+    """An approver's own words on an approval or rejection event, else None.
+
+    ``comment`` (text, possibly empty) and ``sql_acknowledged`` (the "I have
+    read the SQL" tick: True / False, None when the event does not say, as
+    on a rejection).
+    """
+    if event.action not in DECISION_ACTIONS or not isinstance(event.payload, dict):
+        return None
+    acknowledged = event.payload.get("sql_acknowledged")
+    return {
+        "comment": str(event.payload.get("comment") or ""),
+        "sql_acknowledged": acknowledged if isinstance(acknowledged, bool) else None,
+    }
+
+
 def audit_last_verification() -> ChainVerification | None:
-    return ChainVerification.objects.order_by("-checked_at").first()
+    return ChainVerification.objects.order_by("-pk").first()  # the latest, whatever the clocks
 
 
 def audit_environment_slugs() -> list[str]:
@@ -242,6 +393,8 @@ def _csv_via_copy(*, filters: EventFilters, up_to_seq: int) -> Iterator[bytes]:
         {"created_at": "created_text", "payload": "payload_text"}.get(name, name)
         for name in EXPORT_COLUMNS
     ]
+    if queryset.query.is_empty():  # no such action code, or no event in the dates
+        return
     sql, params = queryset.values_list(*columns).query.sql_with_params()
     yield from _copy_out(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params)
 
@@ -278,6 +431,8 @@ def _jsonl_via_copy(*, filters: EventFilters, up_to_seq: int) -> Iterator[bytes]
     # Constant SQL built from our own column names only.
     line = RawSQL(f"json_build_object({', '.join(pairs)})", (), output_field=TextField())  # noqa: S611
     queryset = _export_queryset(filters=filters, up_to_seq=up_to_seq).annotate(line=line)
+    if queryset.query.is_empty():  # no such action code, or no event in the dates
+        return
     sql, params = queryset.values_list("line").query.sql_with_params()
     for block in _copy_out(f"COPY ({sql}) TO STDOUT", params):
         yield block.replace(b"\\\\", b"\\")
@@ -292,131 +447,3 @@ def _drain(buffer: io.StringIO) -> str:
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-# --- who applied what -----------------------------------------------------------
-
-
-@dataclass
-class TimelineEntry:
-    """One migration request of an environment, rebuilt from its audit events only."""
-
-    request_id: int
-    from_revisions: list[str] = field(default_factory=list)
-    to_revisions: list[str] = field(default_factory=list)
-    requested_by: str = ""
-    requested_at: datetime | None = None
-    approvals: list[tuple[str, datetime, int]] = field(default_factory=list)
-    decided_by: str = ""  # who rejected / cancelled, if anyone
-    executed_by: str = ""
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    outcome: str = "not run"
-    sql_approved: str = ""
-    sql_run: str = ""
-    problems: list[str] = field(default_factory=list)
-    events: list[AuditEvent] = field(default_factory=list)
-
-    @property
-    def duration(self) -> timedelta | None:
-        if self.started_at and self.ended_at:
-            return self.ended_at - self.started_at
-        return None
-
-
-def audit_run_timeline(*, environment: str, limit: int = 50) -> list[TimelineEntry]:
-    """The ``limit`` most recent requests of an environment, newest first.
-
-    Built from the events alone (``dashboard.request.*`` and ``dashboard.run.*``
-    grouped by request id), so it does not depend on the approvals app's
-    tables and shows what the tamper-evident log says. Every entry lists the
-    change-management problems found: requester among the approvers, execution
-    without or before an approval, SQL run different from the SQL approved.
-    """
-    lifecycle = _lifecycle()
-    request_ids = _recent_request_ids(environment=environment, limit=limit)
-    events = AuditEvent.objects.filter(lifecycle, request_id__in=request_ids).order_by("seq")
-    entries = {request_id: TimelineEntry(request_id=request_id) for request_id in request_ids}
-    for event in events:
-        entries[event.request_id].events.append(event)
-    for entry in entries.values():
-        _replay(entry)
-    return [entries[request_id] for request_id in request_ids]
-
-
-def _lifecycle() -> Q:
-    return Q(action__startswith="dashboard.request.") | Q(action__startswith="dashboard.run.")
-
-
-def _recent_request_ids(*, environment: str, limit: int) -> list[int]:
-    """Distinct request ids of the environment's newest lifecycle events.
-
-    Walks the ``(environment_slug, seq)`` index newest first in batches
-    instead of grouping every event of the environment, so the cost depends
-    on ``limit``, not on the size of the log (bounded at 100 batches).
-    """
-    found: dict[int, None] = {}
-    queryset = AuditEvent.objects.filter(
-        _lifecycle(), environment_slug=environment, request_id__isnull=False
-    )
-    before: int | None = None
-    for _ in range(100):
-        page = queryset if before is None else queryset.filter(seq__lt=before)
-        batch = list(page.order_by("-seq").values_list("seq", "request_id")[:500])
-        for _seq, request_id in batch:
-            found.setdefault(request_id)
-        if len(found) >= limit or len(batch) < 500:
-            break
-        before = batch[-1][0]
-    return list(found)[:limit]
-
-
-def _actor_label(event: AuditEvent) -> str:
-    if event.actor_type == AuditEvent.ActorType.USER:
-        return event.actor_username
-    if event.actor_type == AuditEvent.ActorType.SYSTEM:
-        return f"worker {event.actor_host} pid {event.actor_pid}"
-    return "anonymous"
-
-
-def _replay(entry: TimelineEntry) -> None:
-    requester_id: int | None = None
-    approved_before_start = False
-    for event in entry.events:
-        verb = event.action.rsplit(".", 1)[-1]
-        if event.from_revisions or event.to_revisions:
-            entry.from_revisions = event.from_revision_list or entry.from_revisions
-            entry.to_revisions = event.to_revision_list or entry.to_revisions
-        if event.action == "dashboard.request.created":
-            entry.requested_by, entry.requested_at = _actor_label(event), event.created_at
-            requester_id = event.actor_id
-            entry.sql_approved = event.sql_sha256 or entry.sql_approved
-        elif event.action == "dashboard.request.approved":
-            entry.approvals.append((_actor_label(event), event.created_at, event.seq))
-            entry.sql_approved = event.sql_sha256 or entry.sql_approved
-            if requester_id is not None and event.actor_id == requester_id:
-                entry.problems.append(f"approved by its own requester ({event.actor_username})")
-            if entry.started_at is not None:
-                entry.problems.append(f"approval by {_actor_label(event)} after execution started")
-            else:
-                approved_before_start = True
-        elif event.action.startswith("dashboard.request.") and verb in {
-            "rejected",
-            "cancelled",
-            "expired",
-        }:
-            entry.outcome, entry.decided_by = verb, _actor_label(event)
-        elif event.action == "dashboard.run.started":
-            entry.executed_by, entry.started_at, entry.outcome = (
-                _actor_label(event),
-                event.created_at,
-                "running",
-            )
-            entry.sql_run = event.sql_sha256 or entry.sql_run
-            if not approved_before_start:
-                entry.problems.append("executed without an approval recorded before it")
-        elif event.action.startswith("dashboard.run."):
-            entry.ended_at, entry.outcome = event.created_at, verb
-            entry.sql_run = event.sql_sha256 or entry.sql_run
-    if entry.sql_run and entry.sql_approved and entry.sql_run != entry.sql_approved:
-        entry.problems.append("the SQL that ran differs from the SQL that was approved")

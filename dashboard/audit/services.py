@@ -18,13 +18,15 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from dashboard.audit.chain import GENESIS_HASH, event_hash
+from dashboard.audit.chain import CHAIN_FIELDS, GENESIS_HASH, event_hash, format_timestamp
 from dashboard.audit.masking import mask_payload
 from dashboard.audit.models import AuditEvent, ChainVerification
 
@@ -92,23 +94,39 @@ def audit_record(
     _set_actor(event, actor=actor, http_request=http_request)
     with transaction.atomic():
         event.payload = _as_stored_json(mask_payload(dict(payload or {})))
-        head = _lock_chain_and_read_head()
-        now = timezone.now()
+        now = _lock_chain()
+        head = _chain_head()
         if head is None:
             event.seq, event.prev_hash, event.created_at = 1, GENESIS_HASH, now
         else:
-            # Keep timestamps monotonic along the chain even if the clock steps back.
+            # Monotonic along the chain even if the database's clock steps back.
             event.seq, event.prev_hash, event.created_at = head[0] + 1, head[1], max(now, head[2])
         event.hash = event_hash(event.chain_fields())
         event.save()
     return event
 
 
-def _lock_chain_and_read_head() -> tuple[int, str, Any] | None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-    # On SQLite the IMMEDIATE transaction already holds the database write lock.
+def _lock_chain() -> datetime:
+    """Take the chain lock (held until the outermost transaction ends); return the time.
+
+    The time is the dashboard database's clock read once the lock is held
+    (PostgreSQL: ``clock_timestamp()``), never the writer's: one web or worker
+    host with a fast clock must not push its time onto every later event.
+    On SQLite the database is a file of this machine, and its clock is ours;
+    the IMMEDIATE transaction already holds the database write lock.
+    """
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        # The subquery is evaluated first: the clock is read after the lock is granted.
+        cursor.execute(
+            "SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(%s)) AS locked",
+            [CHAIN_LOCK_KEY],
+        )
+        return cursor.fetchone()[0]
+
+
+def _chain_head() -> tuple[int, str, datetime] | None:
     return AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "created_at").first()
 
 
@@ -173,14 +191,46 @@ def _revisions(revisions: Sequence[str] | str) -> str:
 
 
 def _client_ip(http_request: HttpRequest | None) -> str:
-    """The peer address Django saw (``REMOTE_ADDR``); proxies must set it right."""
+    """The client's address as far as the trusted proxies vouch for it.
+
+    With ``DASHBOARD_TRUSTED_PROXIES = 0`` (the default) it is ``REMOTE_ADDR``,
+    the peer Django saw. With ``N`` trusted proxies in front, the hops are the
+    ``X-Forwarded-For`` entries followed by ``REMOTE_ADDR`` (the nearest proxy);
+    each trusted proxy appended the address it saw, so the client is the entry
+    ``N`` from the right of ``X-Forwarded-For``. Entries further left were
+    written by the client and are ignored (a spoofed left-most entry changes
+    nothing). A header with fewer than ``N`` entries yields its left-most
+    entry (the request passed fewer proxies, and that one wrote it). A
+    malformed entry is never returned: the nearest valid hop to its right is.
+    """
     if http_request is None:
         return ""
-    raw = http_request.META.get("REMOTE_ADDR") or ""
-    try:
-        return str(ipaddress.ip_address(raw))
-    except ValueError:
-        return ""
+    remote_addr = str(http_request.META.get("REMOTE_ADDR") or "")
+    trusted = int(getattr(settings, "DASHBOARD_TRUSTED_PROXIES", 0))
+    header = str(http_request.META.get("HTTP_X_FORWARDED_FOR") or "") if trusted else ""
+    forwarded = [entry.strip() for entry in header.split(",")] if header.strip() else []
+    hops = [*forwarded, remote_addr]
+    client = max(len(hops) - 1 - trusted, 0)
+    for hop in hops[client:]:
+        address = _ip_address(hop)
+        if address:
+            return address
+    return ""
+
+
+def _ip_address(text: str) -> str:
+    """``text`` as a normalised IP address (a port, ``1.2.3.4:80`` / ``[::1]:80``, dropped), or ""."""
+    candidates = [text]
+    if text.startswith("[") and "]" in text:
+        candidates.append(text[1 : text.index("]")])
+    elif text.count(":") == 1:
+        candidates.append(text.split(":", 1)[0])
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return ""
 
 
 def _user_agent(http_request: HttpRequest | None) -> str:
@@ -202,9 +252,16 @@ def defuse_formula(text: str) -> str:
 # --- verification -------------------------------------------------------------
 
 
+VERIFY_BATCH = 5000
+
+
 @dataclass(frozen=True)
 class ChainCheck:
-    """Outcome of walking the chain (``first_bad_seq`` is None when it holds)."""
+    """Outcome of walking the chain (``first_bad_seq`` is None when it holds).
+
+    ``head_seq`` / ``head_hash``: the last event found intact (the next
+    checkpoint); ``from_seq``: the first event this walk looked at.
+    """
 
     ok: bool
     events_checked: int
@@ -212,59 +269,155 @@ class ChainCheck:
     head_hash: str
     first_bad_seq: int | None
     message: str
+    mode: str = ChainVerification.Mode.FULL
+    from_seq: int = 1
 
 
-def audit_chain_check(*, events: Iterator[AuditEvent] | None = None) -> ChainCheck:
+def audit_chain_check(*, checkpoint: ChainVerification | None = None) -> ChainCheck:
     """Walk the chain in ``seq`` order and stop at the first broken link.
 
     Checks, per event: ``seq`` follows the previous one without a gap (the
     first is 1), ``prev_hash`` equals the previous event's ``hash``, and
-    ``hash`` equals the hash of the event's canonical fields. Reads with a
-    server-side cursor, so memory stays flat on a long chain.
+    ``hash`` equals the hash of the event's canonical fields.
+
+    Without ``checkpoint`` the walk starts at #1 (full). With one (a past
+    successful verification) it is incremental: the checkpoint event must
+    still hash to its contents *and* still carry the ``head_hash`` recorded
+    then; only the events after it are walked. Tampering before the
+    checkpoint is therefore found by a full walk only.
+
+    Reads in keyset batches (``seq > last ORDER BY seq LIMIT n``), each its
+    own short query: no cursor held open, memory flat however long the chain.
     """
-    if events is None:
-        events = AuditEvent.objects.order_by("seq").iterator(chunk_size=5000)
-    expected_seq, expected_prev, checked, last = 1, GENESIS_HASH, 0, None
-    for event in events:
-        problem = ""
-        if event.seq != expected_seq:
+    if checkpoint is None or checkpoint.head_seq is None:
+        return _walk(after_seq=0, previous_hash=GENESIS_HASH, mode=ChainVerification.Mode.FULL)
+    seq = checkpoint.head_seq
+    documents = list(_chain_documents(after_seq=seq - 1, limit=1))
+    problem = ""
+    if not documents or documents[0]["seq"] != seq:
+        problem = "the checkpoint event is missing (deleted?)"
+    elif event_hash(documents[0]) != documents[0]["hash"]:
+        problem = "its stored hash does not match its contents (altered?)"
+    elif documents[0]["hash"] != checkpoint.head_hash:
+        problem = (
+            f"its hash is no longer the one verified at {format_timestamp(checkpoint.checked_at)}"
+            " (the chain was rewritten?)"
+        )
+    if problem:
+        return ChainCheck(
+            ok=False,
+            events_checked=0,
+            head_seq=None,
+            head_hash="",
+            first_bad_seq=seq,
+            message=f"event #{seq} (the checkpoint): {problem}",
+            mode=ChainVerification.Mode.INCREMENTAL,
+            from_seq=seq,
+        )
+    return _walk(
+        after_seq=seq,
+        previous_hash=checkpoint.head_hash,
+        mode=ChainVerification.Mode.INCREMENTAL,
+        already_checked=1,
+    )
+
+
+def _walk(*, after_seq: int, previous_hash: str, mode: str, already_checked: int = 0) -> ChainCheck:
+    """Check the events after ``after_seq``, the one at ``after_seq`` having ``previous_hash``."""
+    expected_seq, expected_prev, checked = after_seq + 1, previous_hash, already_checked
+    head = (after_seq or None, previous_hash if after_seq else "")
+    from_seq = after_seq if already_checked else after_seq + 1
+    for document in _chain_documents(after_seq=after_seq):
+        seq, problem = document["seq"], ""
+        if seq != expected_seq:
             problem = f"sequence gap: expected #{expected_seq} (events deleted?)"
-        elif event.prev_hash != expected_prev:
+        elif document["prev_hash"] != expected_prev:
             problem = "its prev_hash does not match the hash of the event before it"
-        elif event_hash(event.chain_fields()) != event.hash:
+        elif event_hash(document) != document["hash"]:
             problem = "its stored hash does not match its contents (altered?)"
         if problem:
             return ChainCheck(
                 ok=False,
                 events_checked=checked,
-                head_seq=last.seq if last else None,
-                head_hash=last.hash if last else "",
-                first_bad_seq=event.seq,
-                message=f"event #{event.seq}: {problem}",
+                head_seq=head[0],
+                head_hash=head[1],
+                first_bad_seq=seq,
+                message=f"event #{seq}: {problem}",
+                mode=mode,
+                from_seq=from_seq,
             )
-        checked, last = checked + 1, event
-        expected_seq, expected_prev = event.seq + 1, event.hash
+        checked, head = checked + 1, (seq, document["hash"])
+        expected_seq, expected_prev = seq + 1, document["hash"]
+    scope = "" if mode == ChainVerification.Mode.FULL else f" from #{from_seq} (incremental)"
     return ChainCheck(
         ok=True,
         events_checked=checked,
-        head_seq=last.seq if last else None,
-        head_hash=last.hash if last else GENESIS_HASH,
+        head_seq=head[0],
+        head_hash=head[1] or GENESIS_HASH,
         first_bad_seq=None,
-        message=f"{checked} events checked, chain intact",
+        message=f"{checked} events checked{scope}, chain intact",
+        mode=mode,
+        from_seq=from_seq,
     )
 
 
-def audit_chain_verify(*, actor: AbstractBaseUser | None = None) -> ChainVerification:
-    """Check the whole chain, store the result and write a ``dashboard.audit.verified`` event.
+def _chain_documents(*, after_seq: int, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Events with ``seq > after_seq`` in chain order as canonical dicts (+ ``hash``).
 
-    The walk runs outside any lock (appended events are simply not part of
-    this check); the result row and the event commit together.
+    Keyset batches of ``VERIFY_BATCH`` rows. (``QuerySet.iterator()`` in
+    autocommit would declare a ``WITH HOLD`` cursor, which PostgreSQL
+    materialises in full before the first row: minutes and gigabytes of
+    temporary file on a long log.)
+    """
+    columns = (*CHAIN_FIELDS, "hash")
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = VERIFY_BATCH if remaining is None else min(remaining, VERIFY_BATCH)
+        queryset = AuditEvent.objects.filter(seq__gt=after_seq).order_by("seq")
+        rows = list(queryset.values_list(*columns)[:size])
+        for row in rows:
+            document = dict(zip(columns, row, strict=True))
+            document["created_at"] = format_timestamp(document["created_at"])
+            document["from_revisions"] = document["from_revisions"].split()
+            document["to_revisions"] = document["to_revisions"].split()
+            yield document
+        if len(rows) < size:
+            return
+        after_seq = rows[-1][0]
+        remaining = None if remaining is None else remaining - len(rows)
+
+
+def audit_verification_checkpoint() -> ChainVerification | None:
+    """The verification an incremental walk may start from, or None (walk in full).
+
+    The latest verification (by insertion: hosts' clocks may disagree), if it
+    held and saw at least one event. After a failed verification the next one
+    walks in full again, so a known break stays reported until someone looks
+    at it.
+    """
+    latest = ChainVerification.objects.order_by("-pk").first()
+    if latest is None or not latest.ok or latest.head_seq is None:
+        return None
+    return latest
+
+
+def audit_chain_verify(
+    *, actor: AbstractBaseUser | None = None, full: bool = False
+) -> ChainVerification:
+    """Check the chain, store the result and write a ``dashboard.audit.verified`` event.
+
+    Incremental from the last checkpoint (``audit_verification_checkpoint``)
+    unless ``full`` or there is none. The walk runs outside any lock
+    (appended events are simply not part of this check); the result row and
+    the event commit together.
     """
     started = time.perf_counter()
-    check = audit_chain_check()
+    check = audit_chain_check(checkpoint=None if full else audit_verification_checkpoint())
     with transaction.atomic():
         verification = ChainVerification.objects.create(
             checked_at=timezone.now(),
+            mode=check.mode,
+            from_seq=check.from_seq,
             ok=check.ok,
             events_checked=check.events_checked,
             head_seq=check.head_seq,
@@ -278,6 +431,8 @@ def audit_chain_verify(*, actor: AbstractBaseUser | None = None) -> ChainVerific
             actor=actor,
             payload={
                 "ok": check.ok,
+                "mode": check.mode,
+                "from_seq": check.from_seq,
                 "events_checked": check.events_checked,
                 "head_seq": check.head_seq,
                 "head_hash": check.head_hash,
@@ -303,7 +458,8 @@ def audit_export_begin(
     says which filters and bound were used.
     """
     with transaction.atomic():
-        head = _lock_chain_and_read_head()
+        _lock_chain()
+        head = _chain_head()
         up_to_seq = head[0] if head else 0
         audit_record(
             action="dashboard.audit.exported",

@@ -9,5 +9,9 @@ from dashboard.audit.services import audit_chain_verify
 
 @shared_task(name="audit.verify_chain", ignore_result=True)
 def verify_chain() -> None:
-    """Walk the chain and store the result (run daily by beat)."""
-    audit_chain_verify()
+    """Verify the events since the last checkpoint and store the result (run daily by beat).
+
+    Incremental: a day's new events, not the whole log. A full walk is
+    ``manage.py audit_verify --full``.
+    """
+    audit_chain_verify(full=False)

@@ -2,7 +2,9 @@
 
 Read-only for everybody. Every view requires a login (else the admin login
 page) and ``dashboard.view_auditlog`` (exports: ``dashboard.export_auditlog``),
-else 403.
+else 403. An export writes a ``dashboard.audit.exported`` event, so it is a
+POST with a CSRF token (GET answers 405): no cross-site link or image can
+make audit events.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.audit import selectors, services
 from dashboard.audit.chain import event_hash
 from dashboard.audit.forms import AuditFilterForm
 from dashboard.audit.models import AuditEvent
+from dashboard.audit.timeline import audit_run_timeline
 
 VIEW = "dashboard.view_auditlog"
 EXPORT = "dashboard.export_auditlog"
@@ -36,6 +39,16 @@ def _filter_query(request: HttpRequest) -> str:
     return query.urlencode()
 
 
+def _filter_fields(request: HttpRequest) -> list[tuple[str, str]]:
+    """The current filters as (name, value) pairs: the export form's hidden inputs."""
+    return [
+        (name, value)
+        for name, values in request.GET.lists()
+        if name != "before"
+        for value in values
+    ]
+
+
 @require_GET
 @login_required
 @permission_required(VIEW, raise_exception=True)
@@ -49,6 +62,7 @@ def log(request: HttpRequest) -> HttpResponse:
         "form": form,
         "page": page,
         "query": _filter_query(request),
+        "export_fields": _filter_fields(request),
         "can_export": request.user.has_perm(EXPORT),
         # One reverse() instead of one per row: the page must stay fast.
         "detail_prefix": reverse("audit:detail", args=[0])[: -len("0/")],
@@ -75,6 +89,7 @@ def detail(request: HttpRequest, seq: int) -> HttpResponse:
         "hash_matches": event_hash(event.chain_fields()) == event.hash,
         "links_previous": previous is None or previous.hash == event.prev_hash,
         "payload_json": json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        "decision": selectors.audit_event_decision(event=event),
     }
     return render(request, "audit/detail.html", context)
 
@@ -85,17 +100,17 @@ def detail(request: HttpRequest, seq: int) -> HttpResponse:
 def timeline(request: HttpRequest) -> HttpResponse:
     environments = selectors.audit_environment_slugs()
     environment = request.GET.get("environment", "")
-    entries = selectors.audit_run_timeline(environment=environment) if environment else []
+    entries = audit_run_timeline(environment=environment) if environment else []
     context = {"environments": environments, "environment": environment, "entries": entries}
     return render(request, "audit/timeline.html", context)
 
 
-@require_GET
 @login_required
 @permission_required(EXPORT, raise_exception=True)
+@require_POST
 def export(request: HttpRequest, export_format: str) -> StreamingHttpResponse:
     content_type, lines = EXPORT_FORMATS[export_format]
-    filters = AuditFilterForm(request.GET).filters()
+    filters = AuditFilterForm(request.POST).filters()
     up_to_seq = services.audit_export_begin(
         filters=filters.as_payload(),
         export_format=export_format,

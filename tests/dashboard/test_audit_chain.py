@@ -12,10 +12,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from dashboard.audit import services
+from dashboard.audit.chain import event_hash
 from dashboard.audit.models import AppendOnlyError, AuditEvent, ChainVerification
-from dashboard.audit.services import audit_record
+from dashboard.audit.services import audit_chain_check, audit_chain_verify, audit_record
+from dashboard.audit.tasks import verify_chain
 
 pytestmark = pytest.mark.django_db
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -111,10 +115,127 @@ def test_it_notices_a_deleted_event(chain: list[AuditEvent]) -> None:
         call_command("audit_verify")
 
 
-def _export_to(tmp_path: Path, auditor: object, name: str, suffix: str, query: str = "") -> Path:
+# --- incremental verification -------------------------------------------------------
+
+
+def _tamper(statement: str) -> None:
+    """What a superuser who bypasses the trigger could do (rolled back with the test)."""
+    _sql("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_update_delete")
+    _sql(statement)
+
+
+def test_it_verifies_incrementally_from_the_last_checkpoint(chain: list[AuditEvent]) -> None:
+    first = audit_chain_verify()  # no checkpoint yet: from #1
+    for number in range(3):
+        audit_record(action="dashboard.environment.changed", payload={"later": number})
+    second = audit_chain_verify()
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+
+    assert (first.mode, first.from_seq, first.events_checked, first.head_seq) == ("full", 1, 5, 5)
+    # The checkpoint #5 re-hashed, then #6 (the first verification's event) to #9.
+    assert (second.mode, second.from_seq, second.events_checked, second.head_seq) == (
+        "incremental",
+        5,
+        5,
+        9,
+    )
+    assert second.ok and second.message == "5 events checked from #5 (incremental), chain intact"
+    head = AuditEvent.objects.get(seq=10)
+    assert f"2 events checked; head #10 {head.hash} (incremental from #9)" in out.getvalue()
+    recorded = AuditEvent.objects.get(seq=11).payload  # the command's own verified event
+    assert (recorded["mode"], recorded["from_seq"], recorded["ok"]) == ("incremental", 9, True)
+
+
+def test_it_walks_in_keyset_batches_and_holds_no_cursor(
+    chain: list[AuditEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cursor held open (``iterator()``: WITH HOLD in autocommit) makes PostgreSQL
+    materialise the whole table before the first row; the walk must not use one."""
+    monkeypatch.setattr(services, "VERIFY_BATCH", 2, raising=False)
+    open_cursors: list[tuple[object, ...]] = []
+    real_hash = services.event_hash
+
+    def hash_and_look_for_cursors(fields: dict[str, object]) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name, is_holdable FROM pg_cursors")
+            open_cursors.extend(cursor.fetchall())
+        return real_hash(fields)
+
+    monkeypatch.setattr(services, "event_hash", hash_and_look_for_cursors)
+
+    with CaptureQueriesContext(connection) as queries:
+        check = audit_chain_check()
+
+    assert check.ok and check.events_checked == 5
+    assert open_cursors == []
+    batches = [query["sql"] for query in queries if query["sql"].endswith("LIMIT 2")]
+    assert len(batches) == 3  # 2 + 2 + 1 events
+
+
+def test_it_finds_tampering_before_the_checkpoint_with_the_full_walk(
+    chain: list[AuditEvent],
+) -> None:
+    audit_chain_verify()  # checkpoint: #5
+    _tamper("""UPDATE audit_auditevent SET payload = '{"n": 666}' WHERE seq = 2""")
+
+    daily = audit_chain_verify()
+    with pytest.raises(CommandError) as full:
+        call_command("audit_verify", "--full")
+    verify_chain()  # the next daily run, after a failed one
+
+    # By design the daily run starts at its checkpoint and does not see #2.
+    assert daily.ok and (daily.mode, daily.from_seq) == ("incremental", 5)
+    assert "event #2: its stored hash does not match its contents" in str(full.value)
+    assert full.value.returncode == 1
+    failed, after = ChainVerification.objects.order_by("-checked_at", "-pk")[:2][::-1]
+    assert (failed.ok, failed.mode, failed.first_bad_seq) == (False, "full", 2)
+    # A known break stays reported: after a failed walk the daily run walks in full.
+    assert (after.ok, after.mode, after.first_bad_seq) == (False, "full", 2)
+
+
+def test_it_finds_tampering_with_the_checkpoint_event_in_the_incremental_walk(
+    chain: list[AuditEvent],
+) -> None:
+    audit_chain_verify()  # checkpoint: #5
+    _tamper("""UPDATE audit_auditevent SET payload = '{"n": 666}' WHERE seq = 5""")
+
+    with pytest.raises(CommandError) as failure:
+        call_command("audit_verify")
+
+    assert "event #5 (the checkpoint): its stored hash does not match" in str(failure.value)
+    verification = ChainVerification.objects.order_by("-checked_at", "-pk").first()
+    assert (verification.ok, verification.mode, verification.first_bad_seq) == (
+        False,
+        "incremental",
+        5,
+    )
+
+
+def test_it_notices_a_checkpoint_event_rewritten_with_a_matching_hash(
+    chain: list[AuditEvent],
+) -> None:
+    audit_chain_verify()  # checkpoint: #5
+    forged = AuditEvent.objects.get(seq=5).chain_fields()
+    forged["payload"] = {"n": 666}
+    _tamper(
+        f"""UPDATE audit_auditevent SET payload = '{{"n": 666}}', hash = '{event_hash(forged)}'
+            WHERE seq = 5"""
+    )
+
+    verification = audit_chain_verify()
+
+    assert not verification.ok and verification.first_bad_seq == 5
+    assert "no longer the one verified" in verification.message
+
+
+def _export_to(
+    tmp_path: Path, auditor: object, name: str, suffix: str, filters: dict[str, str] | None = None
+) -> Path:
     client = Client()
     client.force_login(auditor)
-    response = client.get(reverse(name) + query)
+    response = client.post(reverse(name), filters or {})
+    assert response.status_code == 200
     path = tmp_path / f"export.{suffix}"
     path.write_bytes(b"".join(response.streaming_content))
     return path
@@ -159,7 +280,7 @@ def test_it_exports_files_that_verify_offline(
 def test_it_verifies_a_filtered_export_row_by_row(
     chain: list[AuditEvent], auditor: object, tmp_path: Path
 ) -> None:
-    path = _export_to(tmp_path, auditor, "audit:export_csv", "csv", "?action=dashboard.auth.*")
+    path = _export_to(tmp_path, auditor, "audit:export_csv", "csv", {"action": "dashboard.auth.*"})
 
     result = _verify_offline(path)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import RequestFactory
+from django.utils import timezone
 
 from dashboard.audit.chain import GENESIS_HASH, event_hash
 from dashboard.audit.masking import MASK
@@ -147,3 +149,92 @@ def test_it_refuses_an_action_code_without_a_namespace() -> None:
     with pytest.raises(ValueError, match="namespaced"):
         audit_record(action="approved")
     assert not AuditEvent.objects.exists()
+
+
+# --- the clock ------------------------------------------------------------------------
+
+
+def _database_now() -> object:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
+def test_it_takes_event_times_from_the_database_clock_not_the_writers(
+    monkeypatch: pytest.MonkeyPatch, lead: object
+) -> None:
+    """A host whose clock runs an hour fast must not push its time onto the chain."""
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(hours=1))
+
+    first = audit_record(action="dashboard.environment.changed", actor=lead)
+    second = audit_record(action="dashboard.environment.changed", actor=lead)
+
+    database_now = _database_now()
+    for event in (first, second):
+        stored = AuditEvent.objects.get(seq=event.seq)
+        assert abs(stored.created_at - database_now) < timedelta(seconds=5)
+        assert stored.hash == event_hash(stored.chain_fields())
+    assert second.created_at >= first.created_at
+
+
+# --- the client's address behind proxies ------------------------------------------------
+
+
+def _seen_ip(settings: object, proxies: int, remote: str, forwarded: str | None) -> str:
+    settings.DASHBOARD_TRUSTED_PROXIES = proxies  # type: ignore[attr-defined]
+    headers = {"REMOTE_ADDR": remote}
+    if forwarded is not None:
+        headers["HTTP_X_FORWARDED_FOR"] = forwarded
+    http_request = RequestFactory().post("/audit/", **headers)
+    return audit_record(action="dashboard.auth.login", http_request=http_request).client_ip
+
+
+@pytest.mark.parametrize(
+    ("proxies", "remote", "forwarded", "expected"),
+    [
+        # No proxy trusted: the peer, whatever the header says.
+        (0, "203.0.113.9", "198.51.100.1", "203.0.113.9"),
+        # One proxy (nginx at 10.0.0.2) appended the client it saw.
+        (1, "10.0.0.2", "198.51.100.7", "198.51.100.7"),
+        # Two: a CDN edge (192.0.2.50) then nginx; the CDN appended the client.
+        (2, "10.0.0.2", "198.51.100.7, 192.0.2.50", "198.51.100.7"),
+        # The client sent its own header: its left-most entry is not believed.
+        (1, "10.0.0.2", "1.2.3.4, 198.51.100.7", "198.51.100.7"),
+        (2, "10.0.0.2", "1.2.3.4, 198.51.100.7, 192.0.2.50", "198.51.100.7"),
+        # Fewer entries than proxies: the left-most one, written by a proxy.
+        (2, "10.0.0.2", "198.51.100.7", "198.51.100.7"),
+        # No header at all: the peer.
+        (1, "10.0.0.2", None, "10.0.0.2"),
+        # A malformed entry where the client should be: the next hop to its right.
+        (2, "10.0.0.2", "not-an-ip, 192.0.2.50", "192.0.2.50"),
+        (1, "10.0.0.2", "1.2.3.4, <script>", "10.0.0.2"),
+        # Ports and IPv6 as proxies write them.
+        (1, "10.0.0.2", "198.51.100.7:51234", "198.51.100.7"),
+        (1, "::1", "[2001:db8::5]:443", "2001:db8::5"),
+    ],
+)
+def test_it_trusts_x_forwarded_for_only_as_deep_as_the_trusted_proxies(
+    settings: object, proxies: int, remote: str, forwarded: str | None, expected: str
+) -> None:
+    assert _seen_ip(settings, proxies, remote, forwarded) == expected
+
+
+def test_it_refuses_to_start_with_a_malformed_number_of_trusted_proxies() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DASHBOARD_TRUSTED_PROXIES": "two", "DJANGO_DEBUG": "1"}
+    started = subprocess.run(
+        [sys.executable, "-c", "import dashboard.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert started.returncode != 0
+    assert (
+        "ImproperlyConfigured: DASHBOARD_TRUSTED_PROXIES='two' is not an integer" in started.stderr
+    )

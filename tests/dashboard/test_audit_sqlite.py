@@ -27,6 +27,14 @@ for number in range(20):
             payload={"ratio": number / 3, "path": "C:\\\\temp", "password": "hunter2"},
         )
 call_command("audit_verify")
+from dashboard.audit.models import AuditEvent
+from dashboard.audit.selectors import audit_event_page
+day = AuditEvent.objects.get(seq=1).created_at.date()
+shown = audit_event_page(
+    filters=EventFilters(action="dashboard.run.*", revision="bc12", date_from=day, date_to=day),
+    size=15,
+)
+print(f"page: {[event.seq for event in shown.events]} next {shown.next_before}")
 out = sys.argv[1]
 for name, lines in (("csv", audit_export_csv_lines), ("jsonl", audit_export_jsonl_lines)):
     with open(f"{out}/audit.{name}", "wb") as handle:
@@ -53,6 +61,8 @@ def test_it_chains_verifies_and_exports_on_sqlite(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "20 events checked; head #20" in run.stdout
+    # The log's filters (action prefix, part of a revision, dates) work on SQLite too.
+    assert f"page: {list(range(20, 5, -1))} next 6" in run.stdout
 
     for name in ("csv", "jsonl"):
         export = tmp_path / f"audit.{name}"

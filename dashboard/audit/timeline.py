@@ -1,0 +1,350 @@
+""" "Who applied what": an environment's migration requests rebuilt from audit events alone.
+
+Grouped by request id, ``dashboard.request.*`` and ``dashboard.run.*`` events
+are replayed in chain order; the result does not depend on the approvals
+app's tables, so it shows what the tamper-evident log says. The contract of
+those events is the approvals app's (``dashboard/approvals/transitions.py``):
+
+- lifecycle events carry the request's approved SQL hash in ``sql_sha256``;
+  ``dashboard.request.created`` has the approved plan in ``payload.revisions``;
+- the events that end a run (``dashboard.run.succeeded|failed|interrupted|
+  cancelled|unknown``) and the ones that later replace that outcome
+  (``dashboard.run.corrected``, ``dashboard.run.settled``) carry in
+  ``sql_sha256`` the SHA-256 of the statements actually sent to the target
+  ("" when none was), and in the payload ``applied`` (revisions whose
+  migration ran, in order), ``committed``, ``final_heads``,
+  ``approved_revisions``, ``approved_sql_sha256`` and ``executed_statements``.
+
+The approved hash covers the SQL rendered offline at request time, the
+executed one the statements sent online: they differ by nature and are shown,
+not compared. What is compared is which revisions ran against the plan that
+was approved. Events written before that contract lack those payload keys;
+checks that need a missing key are skipped, never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+
+from dashboard.audit.models import AuditEvent
+
+RUN_END_VERBS = frozenset({"succeeded", "failed", "interrupted", "cancelled", "unknown"})
+RUN_CORRECTION_VERBS = frozenset({"corrected", "settled"})
+
+
+@dataclass
+class Approval:
+    """One approver's approval as the log recorded it."""
+
+    username: str
+    at: datetime
+    seq: int
+    counted: bool = True  # False once expired or discounted by a later ``request.reopened``
+
+
+@dataclass
+class Execution:
+    """What a run-ending (or correcting) event says the run did."""
+
+    seq: int
+    outcome: str
+    sql_sha256: str
+    payload: dict[str, Any]
+
+    @property
+    def applied(self) -> list[str] | None:
+        return _revision_list(self.payload.get("applied"))
+
+    @property
+    def committed(self) -> list[str] | None:
+        return _revision_list(self.payload.get("committed"))
+
+    @property
+    def executed_statements(self) -> int | None:
+        value = self.payload.get("executed_statements")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class TimelineEntry:
+    """One migration request of an environment, rebuilt from its audit events only."""
+
+    request_id: int
+    direction: str = ""
+    from_revisions: list[str] = field(default_factory=list)
+    to_revisions: list[str] = field(default_factory=list)
+    approved_revisions: list[str] | None = None  # the plan of ``request.created``
+    requested_by: str = ""
+    requested_at: datetime | None = None
+    approvals: list[Approval] = field(default_factory=list)
+    approval_not_required_at: datetime | None = None
+    decided_by: str = ""  # who rejected / cancelled, if anyone
+    executed_by: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str = "not run"
+    corrected_from: str = ""  # the outcome a run.corrected / run.settled replaced
+    sql_approved: str = ""
+    sql_executed: str = ""
+    executions: list[Execution] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.ended_at:
+            return self.ended_at - self.started_at
+        return None
+
+    @property
+    def final_execution(self) -> Execution | None:
+        return self.executions[-1] if self.executions else None
+
+    def flag(self, problem: str) -> None:
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+
+def audit_run_timeline(*, environment: str, limit: int = 50) -> list[TimelineEntry]:
+    """The ``limit`` most recent requests of an environment, newest first.
+
+    Every entry lists the change-management problems found: requester among
+    the approvers, execution without an approval that still counted (or an
+    approval after it started), revisions applied that were not in the approved plan, a
+    succeeded run that did not apply exactly the approved plan, statements
+    executed without a hash of what ran. See the module docstring.
+    """
+    request_ids = _recent_request_ids(environment=environment, limit=limit)
+    events = AuditEvent.objects.filter(_lifecycle(), request_id__in=request_ids).order_by("seq")
+    entries = {request_id: TimelineEntry(request_id=request_id) for request_id in request_ids}
+    for event in events:
+        entries[event.request_id].events.append(event)
+    for entry in entries.values():
+        _Replay(entry).run()
+    return [entries[request_id] for request_id in request_ids]
+
+
+def _lifecycle() -> Q:
+    return Q(action__startswith="dashboard.request.") | Q(action__startswith="dashboard.run.")
+
+
+def _recent_request_ids(*, environment: str, limit: int) -> list[int]:
+    """Distinct request ids of the environment's newest lifecycle events.
+
+    Walks the ``(environment_slug, seq)`` index newest first in batches
+    instead of grouping every event of the environment, so the cost depends
+    on ``limit``, not on the size of the log (bounded at 100 batches).
+    """
+    found: dict[int, None] = {}
+    queryset = AuditEvent.objects.filter(
+        _lifecycle(), environment_slug=environment, request_id__isnull=False
+    )
+    before: int | None = None
+    for _ in range(100):
+        page = queryset if before is None else queryset.filter(seq__lt=before)
+        batch = list(page.order_by("-seq").values_list("seq", "request_id")[:500])
+        for _seq, request_id in batch:
+            found.setdefault(request_id)
+        if len(found) >= limit or len(batch) < 500:
+            break
+        before = batch[-1][0]
+    return list(found)[:limit]
+
+
+def actor_label(event: AuditEvent) -> str:
+    if event.actor_type == AuditEvent.ActorType.USER:
+        return event.actor_username
+    if event.actor_type == AuditEvent.ActorType.SYSTEM:
+        return f"worker {event.actor_host} pid {event.actor_pid}"
+    return "anonymous"
+
+
+def _revision_list(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class _Replay:
+    """Replays one request's events into its entry (one method per kind of event)."""
+
+    def __init__(self, entry: TimelineEntry) -> None:
+        self.entry = entry
+        self.requester_id: int | None = None
+        self.no_approval_needed = False  # approval_not_required, until a reopening
+
+    def run(self) -> None:
+        handlers = {
+            "dashboard.request.created": self._request_created,
+            "dashboard.request.approved": self._request_approved,
+            "dashboard.request.approval_not_required": self._request_approval_not_required,
+            "dashboard.request.reopened": self._request_reopened,
+            "dashboard.request.expired": self._request_expired,
+            "dashboard.request.stale": self._request_stale,
+            "dashboard.request.rejected": self._request_rejected,
+            "dashboard.request.cancelled": self._request_cancelled,
+            "dashboard.run.started": self._run_started,
+            "dashboard.run.cancel_requested": self._run_cancel_requested,
+        }
+        for event in self.entry.events:
+            self._revisions(event)
+            verb = event.action.rsplit(".", 1)[-1]
+            if event.action in handlers:
+                handlers[event.action](event)
+            elif event.action == f"dashboard.run.{verb}" and verb in RUN_END_VERBS:
+                self._run_ended(event, verb)
+            elif event.action == f"dashboard.run.{verb}" and verb in RUN_CORRECTION_VERBS:
+                self._run_corrected(event, verb)
+        self._check_executions()
+
+    def _revisions(self, event: AuditEvent) -> None:
+        entry = self.entry
+        # A run's end event carries the final heads in ``to_revisions``; the
+        # request's from → to is what it asked for.
+        if event.action.startswith("dashboard.request.") or event.action.endswith(".started"):
+            entry.from_revisions = event.from_revision_list or entry.from_revisions
+            entry.to_revisions = event.to_revision_list or entry.to_revisions
+
+    # --- the request ------------------------------------------------------------
+
+    def _request_created(self, event: AuditEvent) -> None:
+        entry = self.entry
+        entry.requested_by, entry.requested_at = actor_label(event), event.created_at
+        self.requester_id = event.actor_id if event.actor_type == "user" else None
+        entry.sql_approved = event.sql_sha256
+        entry.direction = str(event.payload.get("direction", ""))
+        entry.approved_revisions = _revision_list(event.payload.get("revisions"))
+
+    def _request_approved(self, event: AuditEvent) -> None:
+        entry = self.entry
+        approver = actor_label(event)
+        entry.approvals.append(Approval(approver, event.created_at, event.seq))
+        if self.requester_id is not None and event.actor_id == self.requester_id:
+            entry.flag(f"approved by its own requester ({approver})")
+        if entry.started_at is not None:
+            entry.flag(f"approval by {approver} after execution started")
+        if event.sql_sha256 and entry.sql_approved and event.sql_sha256 != entry.sql_approved:
+            entry.flag(f"{approver} approved other SQL than the request's")
+
+    def _request_approval_not_required(self, event: AuditEvent) -> None:
+        # The environment needs no approver (e.g. dev): not an approval by the
+        # requester, and enough for the run to start.
+        self.entry.approval_not_required_at = event.created_at
+        self.no_approval_needed = True
+
+    def _request_reopened(self, event: AuditEvent) -> None:
+        entry = self.entry
+        # What was approved before no longer counts as "approved before start".
+        for approval in entry.approvals:
+            approval.counted = False
+        self.no_approval_needed = False
+        note = event.payload.get("note") or "approvals stopped counting"
+        entry.notes.append(f"reopened {_utc(event.created_at)}: {note}")
+
+    def _request_expired(self, event: AuditEvent) -> None:
+        names = event.payload.get("expired_approvals")
+        for approval in self.entry.approvals:
+            if not isinstance(names, list) or approval.username in names:
+                approval.counted = False
+        self.entry.notes.append(f"approvals expired {_utc(event.created_at)}")
+
+    def _request_stale(self, event: AuditEvent) -> None:
+        self.entry.outcome = "stale"
+        note = event.payload.get("note")
+        self.entry.notes.append(f"stale: {note}" if note else "stale")
+
+    def _request_rejected(self, event: AuditEvent) -> None:
+        self.entry.outcome, self.entry.decided_by = "rejected", actor_label(event)
+
+    def _request_cancelled(self, event: AuditEvent) -> None:
+        self.entry.outcome, self.entry.decided_by = "cancelled", actor_label(event)
+
+    # --- the run ----------------------------------------------------------------
+
+    def _run_started(self, event: AuditEvent) -> None:
+        entry = self.entry
+        entry.executed_by, entry.started_at, entry.outcome = (
+            actor_label(event),
+            event.created_at,
+            "running",
+        )
+        # How many approvals the policy wanted is the approvals app's to judge
+        # (who still holds the role is not in the log); here: at least one.
+        if not self.no_approval_needed and not any(a.counted for a in entry.approvals):
+            entry.flag("executed without an approval recorded before it")
+
+    def _run_cancel_requested(self, event: AuditEvent) -> None:
+        self.entry.notes.append(
+            f"cancel requested by {actor_label(event)} {_utc(event.created_at)}"
+        )
+
+    def _run_ended(self, event: AuditEvent, outcome: str) -> None:
+        entry = self.entry
+        entry.ended_at, entry.outcome, entry.corrected_from = event.created_at, outcome, ""
+        self._execution(event, outcome)
+
+    def _run_corrected(self, event: AuditEvent, verb: str) -> None:
+        entry = self.entry
+        previous = str(event.payload.get("previous_outcome") or entry.outcome)
+        outcome = str(event.payload.get("outcome") or entry.outcome)
+        entry.outcome, entry.corrected_from = outcome, previous
+        entry.ended_at = entry.ended_at or event.created_at
+        entry.notes.append(f"{verb} {_utc(event.created_at)}: {previous} → {outcome}")
+        self._execution(event, outcome)
+
+    def _execution(self, event: AuditEvent, outcome: str) -> None:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        self.entry.executions.append(Execution(event.seq, outcome, event.sql_sha256, payload))
+        self.entry.sql_executed = event.sql_sha256
+
+    def _check_executions(self) -> None:
+        entry = self.entry
+        for execution in entry.executions:
+            plan = _plan(entry, execution)
+            if plan is not None and execution.applied is not None:
+                unplanned = [revision for revision in execution.applied if revision not in plan]
+                if unplanned:
+                    entry.flag(f"applied {' '.join(unplanned)}, not in the approved plan")
+            statements = execution.executed_statements
+            if statements and not execution.sql_sha256:
+                entry.flag(
+                    f"executed {statements} statements but recorded no hash of the SQL that ran"
+                )
+            at_run = _revision_list(execution.payload.get("approved_revisions"))
+            if at_run is not None and entry.approved_revisions not in (None, at_run):
+                entry.flag("the plan at run time is not the plan that was requested")
+            approved_sql = execution.payload.get("approved_sql_sha256")
+            if approved_sql and entry.sql_approved and approved_sql != entry.sql_approved:
+                entry.flag("the SQL hash at run time is not the one that was approved")
+        final = entry.final_execution
+        if final is None or final.outcome != "succeeded":
+            return
+        plan = _plan(entry, final)
+        if plan is None:
+            return
+        if final.applied is not None and final.applied != plan:
+            entry.flag(
+                f"succeeded, but applied [{' '.join(final.applied)}]"
+                f" instead of the approved [{' '.join(plan)}]"
+            )
+        if final.committed is not None and sorted(final.committed) != sorted(plan):
+            entry.flag(
+                f"succeeded, but committed [{' '.join(final.committed)}]"
+                f" instead of the approved [{' '.join(plan)}]"
+            )
+
+
+def _plan(entry: TimelineEntry, execution: Execution) -> list[str] | None:
+    """The approved revisions: the requested plan, else what the run's event says was approved."""
+    if entry.approved_revisions is not None:
+        return entry.approved_revisions
+    return _revision_list(execution.payload.get("approved_revisions"))
