@@ -68,7 +68,8 @@ def bearer_user(request: HttpRequest) -> Any | None:
 
 
 def unauthorized() -> JsonResponse:
-    response = JsonResponse({"detail": "Unauthorized"}, status=401)
+    detail = "sign in to the dashboard or send a valid API token (Authorization: Bearer …)"
+    response = JsonResponse({"detail": detail}, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
 
@@ -76,9 +77,10 @@ def unauthorized() -> JsonResponse:
 def docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Guard of the OpenAPI document and the docs page.
 
-    A logged-in browser session or a valid bearer token may read them. Anyone
-    else gets 401 JSON for the document and a redirect to the login page for
-    the HTML docs.
+    Anyone signed in (a browser session, whatever their permissions) or with a
+    valid bearer token may read them: the document describes the API, it holds
+    no data. Anyone else gets 401 JSON for the document and a redirect to the
+    login page for the HTML docs.
     """
 
     @wraps(view)

@@ -120,7 +120,7 @@ class RunStepOut(Schema):
 
 
 class RunOut(Schema):
-    outcome: Literal["running", "succeeded", "failed", "interrupted"]
+    outcome: Literal["running", "unknown", "succeeded", "failed", "interrupted", "cancelled"]
     phase: str
     started_at: datetime
     heartbeat_at: datetime
@@ -146,13 +146,22 @@ class RequestOut(Schema):
         "pending",
         "approved",
         "running",
+        "unknown",
         "succeeded",
         "failed",
         "interrupted",
         "rejected",
         "cancelled",
+        "stale",
     ]
     status_label: str
+    status_note: str = Field(
+        description="Why the request is in its status, in words (stale, reopened…); may be empty."
+    )
+    stale: str | None = Field(
+        description='Why the request is stale ("the environment moved from X to Y after this was'
+        ' requested"), or null. A stale request cannot be approved; request it again.'
+    )
     requested_by: str
     created_at: datetime
     approved_at: datetime | None

@@ -16,6 +16,7 @@ from django.db.models import Prefetch, QuerySet
 from django.urls import NoReverseMatch, reverse
 
 from dashboard.approvals.models import Approval, MigrationRequest, Run
+from dashboard.approvals.selectors import request_stale_reason
 from dashboard.environments.models import Environment
 from dashboard.graph.selectors import graph_current
 from dashboard.migrator.graph_export import revision_graph_as_dict
@@ -103,18 +104,25 @@ def _run_dict(run: Run) -> dict[str, Any]:
     }
 
 
+def request_page_url(*, pk: int) -> str:
+    """The absolute address of a request's page, the link to post in chat."""
+    return _absolute("approvals:detail", pk, fallback=f"/requests/{pk}/")
+
+
 def _request_dict(request: MigrationRequest) -> dict[str, Any]:
     decisions = list(request.approvals.all())
     run = getattr(request, "run", None)  # the reverse one-to-one raises when absent
     return {
         "id": request.pk,
-        "url": _absolute("approvals:detail", request.pk, fallback=f"/requests/{request.pk}/"),
+        "url": request_page_url(pk=request.pk),
         "environment": request.environment.slug,
         "direction": request.direction,
         "target": request.target,
         "reason": request.reason,
         "status": request.status,
         "status_label": request.get_status_display(),
+        "status_note": request.status_note,
+        "stale": request_stale_reason(request=request),
         "requested_by": request.requested_by.get_username(),
         "created_at": request.created_at,
         "approved_at": request.approved_at,

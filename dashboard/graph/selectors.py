@@ -159,8 +159,13 @@ def graph_body_html(
     return html
 
 
-def graph_page(*, query: str = "", branch: str = "") -> dict[str, Any]:
-    """Everything the graph page shows (see templates/graph/graph.html)."""
+def graph_page(*, query: str = "", branch: str = "", revision: str = "") -> dict[str, Any]:
+    """Everything the graph page shows (see templates/graph/graph.html).
+
+    With ``revision`` (the ``?revision=`` of a shared link) the side panel holds
+    that revision's detail (:func:`revision_detail`'s keys), or
+    ``missing_revision`` when the history has no such id.
+    """
     graph = graph_current()
     context: dict[str, Any] = {
         "graph": graph,
@@ -172,6 +177,11 @@ def graph_page(*, query: str = "", branch: str = "") -> dict[str, Any]:
     if not graph.ok or not graph.revisions:
         return context
     marks = environment_marks()
+    opened = graph.get(revision) if revision else None
+    if opened is not None:
+        context.update(_detail_context(graph, opened, marks))
+    elif revision:
+        context["missing_revision"] = revision
     revisions = list(graph.revisions)
     lineage_known = False
     if branch:
@@ -216,35 +226,56 @@ def revision_sql(graph: RevisionGraph, revision_id: str, dialect: str) -> tuple[
     return result
 
 
+@dataclass(frozen=True)
+class RequestChoice:
+    """An environment a request from the revision detail may name."""
+
+    slug: str
+    name: str
+    has_it: bool  # the revision is applied there (an ancestor of, or one of, its heads)
+
+
 def _applied_in(graph: RevisionGraph, rev_id: str, marks: list[EnvironmentMark]) -> list[str]:
+    """Slugs of the environments whose heads are, or descend from, ``rev_id``."""
     rev_map = graph.revision_map
     if rev_map is None:
         return []
-    names = []
+    slugs = []
     for mark in marks:
         heads = [rev_map.get_revision(h) for h in mark.heads if graph.get(h)]
         if heads and any(r.revision == rev_id for r in rev_map._get_ancestor_nodes(heads)):
-            names.append(mark.name)
-    return names
+            slugs.append(mark.slug)
+    return slugs
 
 
-def revision_detail(*, revision_id: str) -> dict[str, Any] | None:
-    """The detail of one revision (None when the id is unknown or the history failed)."""
-    graph = graph_current()
-    rev = graph.get(revision_id)
-    if rev is None:
-        return None
+def _detail_context(
+    graph: RevisionGraph, rev: RevisionInfo, marks: list[EnvironmentMark]
+) -> dict[str, Any]:
     sources = {
         name: _highlight(function_source(rev.path, rev.spans.get(name)), PythonLexer())
         for name in ("upgrade", "downgrade")
     }
+    applied = set(_applied_in(graph, rev.id, marks))
     return {
-        "graph": graph,
         "rev": rev,
         "parents": [graph.get(p) for p in rev.down_revisions],
         "children": [graph.get(c) for c in rev.children],
         "upgrade_html": sources["upgrade"],
         "downgrade_html": sources["downgrade"],
         "sql": [(d, *revision_sql(graph, rev.id, d)) for d in SQL_DIALECTS],
-        "applied_in": _applied_in(graph, rev.id, environment_marks()),
+        "applied_in": [mark.name for mark in marks if mark.slug in applied],
+        "request_choices": [RequestChoice(m.slug, m.name, m.slug in applied) for m in marks],
     }
+
+
+def revision_detail(*, revision_id: str) -> dict[str, Any] | None:
+    """The detail of one revision (None when the id is unknown or the history failed).
+
+    ``request_choices`` lists every environment in pipeline order for the
+    request form of the detail; none is chosen for the user.
+    """
+    graph = graph_current()
+    rev = graph.get(revision_id)
+    if rev is None:
+        return None
+    return {"graph": graph, **_detail_context(graph, rev, environment_marks())}

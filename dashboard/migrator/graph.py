@@ -35,6 +35,10 @@ so histories whose revision files import packages not installed here still
 load; files whose identifiers are computed are executed with Alembic's
 loader. ``sys.path`` is never grown by loading (``prepend_sys_path`` entries
 are added once, only when Alembic's ``ScriptDirectory`` is asked for).
+
+The dataclasses live in :mod:`dashboard.migrator.graph_model` (re-exported
+here); this module imports :mod:`~dashboard.migrator.graph_store`, which
+imports only the model, so there is no import circle.
 """
 
 from __future__ import annotations
@@ -42,14 +46,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dashboard.migrator import graph_store
+from dashboard.migrator.graph_model import GraphError, RevisionGraph, RevisionInfo, ScriptSource
 from dashboard.migrator.static_revisions import (
     RevisionFileError,
     RevisionFileFacts,
@@ -57,8 +61,7 @@ from dashboard.migrator.static_revisions import (
 )
 
 if TYPE_CHECKING:  # importing alembic costs ~0.3 s; a graph read from disk needs none of it
-    from alembic.script import ScriptDirectory
-    from alembic.script.revision import Revision, RevisionMap
+    from alembic.script.revision import Revision
 
 __all__ = [
     "GraphError",
@@ -71,130 +74,6 @@ __all__ = [
 
 _REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")  # Alembic's _only_source_rev_file
 _LEGACY_REV = re.compile(r"([a-f0-9]+)\.py$")
-
-
-@dataclass(frozen=True, slots=True)
-class GraphError:
-    """One reason the graph could not be loaded; ``str()`` reads ``path:line: problem``."""
-
-    problem: str
-    path: str | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.path or ""
-        if self.path and self.line:
-            where += f":{self.line}"
-        return f"{where}: {self.problem}" if where else self.problem
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptSource:
-    """Where the revisions live: resolved absolute folders plus the config they came from."""
-
-    script_dir: str | None
-    version_locations: tuple[str, ...]
-    recursive: bool = False
-    config_path: str | None = None
-    prepend_sys_path: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RevisionInfo:
-    """Facts about one revision. ``children`` are the revisions whose down revision it is."""
-
-    id: str
-    down_revisions: tuple[str, ...]
-    branch_labels: tuple[str, ...]
-    depends_on: tuple[str, ...]
-    message: str
-    longdoc: str
-    create_date: str | None
-    path: str
-    sha256: str
-    children: tuple[str, ...]
-    is_head: bool
-    is_base: bool
-    is_branch_point: bool
-    is_merge_point: bool
-    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
-_INFO_FIELDS = tuple(RevisionInfo.__dataclass_fields__)
-
-
-@dataclass(eq=False)
-class RevisionGraph:
-    """A loaded history; see the module docstring for the contract."""
-
-    source: ScriptSource | None
-    fingerprint: str
-    revisions: tuple[RevisionInfo, ...] = ()
-    heads: tuple[str, ...] = ()
-    real_heads: tuple[str, ...] = ()
-    bases: tuple[str, ...] = ()
-    branch_points: tuple[str, ...] = ()
-    merge_points: tuple[str, ...] = ()
-    errors: tuple[GraphError, ...] = ()
-    _rev_map: RevisionMap | None = field(default=None, repr=False)
-    _by_id: dict[str, RevisionInfo] = field(default_factory=dict, repr=False)
-    _script: ScriptDirectory | None = field(default=None, repr=False)
-    load_order: tuple[str, ...] = field(default=(), repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when the history loaded without errors (it may still be empty)."""
-        return not self.errors
-
-    @property
-    def revision_map(self) -> RevisionMap | None:
-        """Alembic's RevisionMap of these revisions (None if the load failed)."""
-        if not self.ok:
-            return None
-        if self._rev_map is None:
-            from alembic.script.revision import Revision, RevisionMap
-
-            revisions = [
-                Revision(
-                    r.id,
-                    r.down_revisions or None,
-                    dependencies=r.depends_on or None,
-                    branch_labels=r.branch_labels or None,
-                )
-                for r in (self._by_id[i] for i in self.load_order)
-            ]
-            self._rev_map = RevisionMap(lambda: revisions)
-        return self._rev_map
-
-    def get(self, revision_id: str) -> RevisionInfo | None:
-        """The revision with exactly this id, or None."""
-        return self._by_id.get(revision_id)
-
-    def script_directory(self) -> ScriptDirectory | None:
-        """Alembic's ScriptDirectory for the same folders (None if the load failed).
-
-        Created once per graph; adds missing ``prepend_sys_path`` entries once.
-        """
-        if not self.ok or self.source is None:
-            return None
-        with self._lock:
-            if self._script is None:
-                self._script = _script_directory(self.source)
-            return self._script
-
-
-def _script_directory(source: ScriptSource) -> ScriptDirectory:
-    from alembic.script import ScriptDirectory
-
-    for entry in reversed(source.prepend_sys_path):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    return ScriptDirectory(
-        source.script_dir or source.version_locations[0],
-        version_locations=list(source.version_locations),
-        recursive_version_locations=source.recursive,
-    )
 
 
 class _SourceError(Exception):
@@ -341,8 +220,6 @@ def load_revision_graph(
         tuple(str(v) for v in version_locations or ()),
         recursive,
     )
-    from dashboard.migrator import graph_store
-
     config_stat = _config_stat(config_path)
     store = graph_store.store_path(cache_dir, key) if cache_dir is not None else None
     stored = (

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from dashboard.migrator.graph import _INFO_FIELDS, RevisionGraph, RevisionInfo, ScriptSource
+from dashboard.migrator.graph_model import INFO_FIELDS, RevisionGraph, RevisionInfo, ScriptSource
 from dashboard.migrator.static_revisions import RevisionFileFacts
 
 _STORE_FORMAT = 1
@@ -37,7 +37,7 @@ def store_write(
         "fingerprint": graph.fingerprint,
         "config_stat": list(config_stat),
         "source": {f: getattr(source, f) for f in ScriptSource.__dataclass_fields__},
-        "revisions": [{f: getattr(r, f) for f in _INFO_FIELDS} for r in graph.revisions],
+        "revisions": [{f: getattr(r, f) for f in INFO_FIELDS} for r in graph.revisions],
     }
     data.update({name: getattr(graph, name) for name in _STORED_LISTS})
     try:

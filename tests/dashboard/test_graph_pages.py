@@ -194,3 +194,129 @@ def test_a_history_importing_a_missing_package_still_shows(
     detail = client.get("/graph/revisions/9e9e9e9e9e01/").content.decode()
     assert "def upgrade()" in re.sub(r"<[^>]+>", "", detail)
     assert "Cannot render offline" in detail and "magnetiq_nonexistent_pkg_for_tests" in detail
+
+
+# --- the graph remembers (#12 item 14) ----------------------------------------
+
+
+def _panel(html: str) -> str:
+    return html.split('id="revision-detail"')[1].split("</aside>")[0]
+
+
+def test_a_shared_link_opens_that_revisions_detail_in_the_panel(
+    project: Path, developer: object
+) -> None:
+    client = client_for(developer)
+    html = client.get("/graph/?revision=0a1b2c3d4e02").content.decode()
+    panel = _panel(html)
+    assert 'data-revision="0a1b2c3d4e02"' in panel and "add slugs" in panel
+    assert html.count('class="graph-row row-') == 4  # the whole graph is still there
+    assert "Click a revision" in _panel(client.get("/graph/").content.decode())
+    unknown = client.get("/graph/?revision=ffffffffffff")
+    assert unknown.status_code == 200
+    assert "This history has no revision <code>ffffffffffff</code>" in _panel(
+        unknown.content.decode()
+    )
+
+
+def test_opening_a_revision_pushes_the_graphs_address_with_it(
+    project: Path, developer: object
+) -> None:
+    client = client_for(developer)
+    on_graph = client.get(
+        "/graph/revisions/0a1b2c3d4e03/",
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "revision-detail",
+            "HX-Current-URL": "http://testserver/graph/?q=add&branch=ui&revision=0a1b2c3d4e01",
+        },
+    )
+    assert on_graph["HX-Push-Url"] == "/graph/?q=add&branch=ui&revision=0a1b2c3d4e03"
+    first = client.get(
+        "/graph/revisions/0a1b2c3d4e01/",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/graph/"},
+    )
+    assert first["HX-Push-Url"] == "/graph/?revision=0a1b2c3d4e01"
+    # From a revision's own page, the address is the other revision's own page.
+    own_page = client.get(
+        "/graph/revisions/0a1b2c3d4e01/",
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": "http://testserver/graph/revisions/0a1b2c3d4e02/",
+        },
+    )
+    assert own_page["HX-Push-Url"] == "/graph/revisions/0a1b2c3d4e01/"
+    # Another origin's address is not trusted: the revision's own page.
+    foreign = client.get(
+        "/graph/revisions/0a1b2c3d4e01/",
+        headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/graph/?q=x"},
+    )
+    assert foreign["HX-Push-Url"] == "/graph/revisions/0a1b2c3d4e01/"
+
+
+def test_going_back_restores_whole_pages(project: Path, developer: object) -> None:
+    """htmx restores a history entry by asking for it with HX-History-Restore-Request."""
+    client = client_for(developer)
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    graph = client.get("/graph/?revision=0a1b2c3d4e02", headers=restore).content.decode()
+    assert "<html" in graph and 'data-revision="0a1b2c3d4e02"' in _panel(graph)
+    own = client.get("/graph/revisions/0a1b2c3d4e02/", headers=restore)
+    assert "<html" in own.content.decode() and "HX-Push-Url" not in own
+
+
+def test_a_request_from_the_detail_asks_which_environment(
+    project: Path, developer: object, auditor: object
+) -> None:
+    Environment.objects.create(
+        slug="staging", name="Staging", position=2, url_env="X", current_heads=["0a1b2c3d4e03"]
+    )
+    Environment.objects.create(slug="dev", name="Development", position=1, url_env="Y")
+    for url in ("/graph/revisions/0a1b2c3d4e02/", "/graph/?revision=0a1b2c3d4e02"):
+        html = client_for(developer).get(url).content.decode()
+        form = html.split('<form class="rev-request"')[1].split("</form>")[0]
+        assert 'method="get" action="/requests/new/"' in form
+        assert '<input type="hidden" name="target" value="0a1b2c3d4e02">' in form
+        select = form.split('name="environment" required>')[1].split("</select>")[0]
+        options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)<', select)
+        # No environment is chosen for the user: the empty choice is, and it is required.
+        assert options == [
+            ("", " selected", "Choose one…"),
+            ("dev", "", "Development"),
+            ("staging", "", "Staging (has it applied)"),
+        ]
+        buttons = re.findall(
+            r'<button type="submit" class="button" name="direction" value="(\w+)"', form
+        )
+        assert buttons == ["upgrade", "downgrade"]
+        assert "Request a downgrade to it</button>" in form
+    assert (
+        "rev-request"
+        not in client_for(auditor).get("/graph/revisions/0a1b2c3d4e02/").content.decode()
+    )
+
+
+def test_search_results_name_their_matches_for_the_highlight(
+    project: Path, developer: object
+) -> None:
+    html = (
+        client_for(developer)
+        .get("/graph/?q=add", headers={"HX-Request": "true", "HX-Target": "graph-search-results"})
+        .content.decode()
+    )
+    assert 'data-matches="0a1b2c3d4e03 0a1b2c3d4e02"' in html
+    page = client_for(developer).get("/graph/").content.decode()
+    svg = page.split('<svg class="graph-svg"')[1].split("</svg>")[0]
+    assert 'data-rev="0a1b2c3d4e02"' in svg  # the node, for the highlight
+    assert '<script src="/static/graph/graph.js" defer></script>' in page
+
+
+def test_the_live_search_keeps_its_words_in_the_address(project: Path, developer: object) -> None:
+    client = client_for(developer)
+    search = {"HX-Request": "true", "HX-Target": "graph-search-results"}
+    current = "http://testserver/graph/?branch=ui&revision=0a1b2c3d4e01"
+    typed = client.get("/graph/?q=webinar", headers={**search, "HX-Current-URL": current})
+    assert typed["HX-Replace-Url"] == "/graph/?q=webinar&branch=ui&revision=0a1b2c3d4e01"
+    cleared = client.get(
+        "/graph/?q=", headers={**search, "HX-Current-URL": "http://testserver/graph/?q=web"}
+    )
+    assert cleared["HX-Replace-Url"] == "/graph/"

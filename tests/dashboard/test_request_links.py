@@ -54,11 +54,15 @@ def test_an_auditor_sees_no_request_button(staging, auditor) -> None:  # type: i
 
 def test_a_revision_in_the_graph_offers_requests_to_it(staging, developer) -> None:  # type: ignore[no-untyped-def]
     head = alembic_script().get_current_head()
-    detail = _client(developer).get(reverse("graph:revision", args=[head]))
-    link = f"{reverse('approvals:create')}?target={head}&amp;direction=upgrade"
-    assert link.encode() in detail.content
+    detail = _client(developer).get(reverse("graph:revision", args=[head])).content.decode()
+    # A small form: which environment (none preselected), the revision, the direction.
+    assert f'action="{reverse("approvals:create")}"' in detail
+    assert f'name="target" value="{head}"' in detail
+    assert 'name="direction" value="upgrade"' in detail
+    assert 'name="direction" value="downgrade"' in detail
 
-    form = _client(developer).get(link.replace("&amp;", "&"))
+    link = f"{reverse('approvals:create')}?environment=staging&target={head}&direction=upgrade"
+    form = _client(developer).get(link)
     assert form.status_code == 200
     assert f'value="{head}"'.encode() in form.content
     assert b"This field is required" not in form.content

@@ -2,14 +2,18 @@
 
 Every operation: bearer token -> the token's user (reads also accept a
 browser session; 401 JSON otherwise), the same permission as the browser page
-(403 JSON otherwise), one selector or service call. Errors are ``{"detail": "<readable message>"}``. Approving is
-not offered here on purpose: people approve in the browser.
+(403 JSON otherwise), one selector or service call. Errors are
+``{"detail": "<readable message>"}``; a 403 says why (the missing permission,
+or the approval policy's own sentence). Approving is not offered here on
+purpose: people approve in the browser, and ``POST /requests/{id}/approve`` or
+``/reject`` only answer 403 with the reason (left out of the OpenAPI document).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -26,6 +30,7 @@ from dashboard.api.schemas import (
 )
 from dashboard.approvals.models import MigrationRequest
 from dashboard.approvals.services import requests as request_services
+from dashboard.approvals.services.decisions import approver_refusal
 from dashboard.approvals.services.requests import RequestRefused, migration_request_create
 from dashboard.environments.models import Environment
 
@@ -64,6 +69,13 @@ def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
     )
     response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    # The services' PermissionDenied carries the policy's sentence: pass it on.
+    detail = str(exc) or "you are not allowed to do this"
+    return api.create_response(request, {"detail": detail}, status=403)
 
 
 @api.exception_handler(ValidationError)
@@ -200,3 +212,38 @@ def requests_get(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**6
         return selectors.api_request_get(pk=request_id)
     except MigrationRequest.DoesNotExist:
         return Status(404, {"detail": f"no request #{request_id}"})
+
+
+def _decision_refused(request: HttpRequest, request_id: int) -> None:
+    """Always raises: 403 with the policy's refusal, else where decisions are made."""
+    _require(request, VIEW_REQUESTS)
+    migration = MigrationRequest.objects.select_related("environment").filter(pk=request_id).first()
+    if migration is None:
+        raise HttpError(404, f"no request #{request_id}")
+    refusal = approver_refusal(request=migration, user=request.auth)
+    page = selectors.request_page_url(pk=request_id)
+    raise PermissionDenied(
+        refusal or f"decisions are made in the browser, after reading the SQL: {page}"
+    )
+
+
+@api.post(
+    "/requests/{request_id}/approve",
+    response={401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    auth=ApiTokenAuth(),
+    include_in_schema=False,
+    url_name="request_approve",
+)
+def requests_approve(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**63 - 1)) -> None:
+    _decision_refused(request, request_id)
+
+
+@api.post(
+    "/requests/{request_id}/reject",
+    response={401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    auth=ApiTokenAuth(),
+    include_in_schema=False,
+    url_name="request_reject",
+)
+def requests_reject(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**63 - 1)) -> None:
+    _decision_refused(request, request_id)
