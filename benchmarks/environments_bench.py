@@ -13,7 +13,16 @@ stay silent). Measured, side by side in one run:
    each environment one after another, each call capped at 15 s because the
    CLI has no connect timeout and would otherwise wait for ever on a silent one.
 
-Run: ``.venv/bin/python benchmarks/environments_bench.py``
+Then, in a second dashboard database of its own (issue 11, item 17):
+
+4. the overview at **500 environments x 100 runs each** (50,000 requests and
+   runs, realistic drift JSON on every row): the page ``/`` (median of 30,
+   goal <= 150 ms), its queries, and side by side, interleaved, the query it
+   runs now against the query it ran before (the correlated subqueries for the
+   last run, every column including the drift JSON).
+
+Run: ``.venv/bin/python benchmarks/environments_bench.py`` (everything) or
+``.venv/bin/python benchmarks/environments_bench.py --overview-at-scale`` (4 only).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,6 +47,8 @@ REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RUN = uuid.uuid4().hex[:8]
 N_PG, N_SQLITE, N_DEAD = 25, 20, 5
 CAP_SECONDS = 15
+SCALE_ENVIRONMENTS, SCALE_RUNS = 500, 100
+OVERVIEW_GOAL_MS = 150.0
 
 
 def pg_admin(sql: str) -> None:
@@ -70,6 +82,9 @@ def main() -> None:
         "DASHBOARD_VAR_DIR": str(work / "var"),
         "CELERY_BROKER_URL": REDIS,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # Status reads go to the io queue (dashboard/celery.py): this run's own.
+        "DASHBOARD_IO_QUEUE": queue,
+        "DASHBOARD_RUNS_QUEUE": queue,
         "DJANGO_LOG_LEVEL": "WARNING",
     }
     os.environ.update(env)
@@ -90,6 +105,8 @@ def main() -> None:
         second_s, _ = _refresh_by_workers()
         reference_s, capped = _reference(targets)
         _report(overview_ms, (refresh_s, second_s), states, reference_s, capped)
+        # Its own dashboard database and Django process: 500 environments, 50,000 runs.
+        subprocess.run([sys.executable, __file__, "--overview-at-scale"], check=True)
     finally:
         for proc in workers:
             if proc.poll() is None:
@@ -281,5 +298,218 @@ def _report(
     print(f"ratio reference / dashboard refresh: {reference_s / refresh_s:.1f}x faster")
 
 
+# --- 4. the overview at 500 environments x 100 runs ------------------------------
+
+
+def overview_at_scale() -> None:
+    dash_db = f"envbench_scale_{RUN}"
+    work = Path(tempfile.mkdtemp(prefix=f"envbench-scale-{RUN}-"))
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "DJANGO_SECRET_KEY": "benchmark-only",
+            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
+            "DASHBOARD_DATABASE_URL": pg_url(dash_db).replace("+psycopg", ""),
+            "DASHBOARD_VAR_DIR": str(work / "var"),
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
+    )
+    pg_admin(f'CREATE DATABASE "{dash_db}"')
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+        started = time.perf_counter()
+        _scale_rows()
+        print(
+            f"set-up: {SCALE_ENVIRONMENTS} environments, {SCALE_ENVIRONMENTS * SCALE_RUNS:,}"
+            f" requests and runs in {time.perf_counter() - started:.0f} s"
+        )
+        _scale_measure()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        pg_admin(f'DROP DATABASE IF EXISTS "{dash_db}" WITH (FORCE)')
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _drift(i: int) -> dict[str, object]:
+    """A drift comparison of realistic size (~8 kB): what every row of the old query carried."""
+    operations = [f"column pages.extra_{i}_{n} is only in the database" for n in range(12)]
+    python = "".join(f"    op.drop_column('pages', 'extra_{i}_{n}')\n" for n in range(12)) * 8
+    return {
+        "state": "drift" if i % 5 == 0 else "clean",
+        "operations": operations if i % 5 == 0 else [],
+        "python": python,
+        "python_downgrade": python.replace("drop_column", "add_column"),
+        "checked_at": "2026-12-04T10:00:00+00:00",
+        "heads": ["9c41d7e2f0ab"],
+    }
+
+
+def _scale_rows() -> None:
+    """500 environments with a cached status, 100 ended requests with a run each."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+
+    from dashboard.approvals.models import MigrationRequest, Run
+    from dashboard.environments.models import Environment
+    from dashboard.environments.services import drift_summary
+
+    user = get_user_model().objects.create_superuser("bench", "b@example.com", "pw")
+    heads = ["9c41d7e2f0ab"]
+    pending = ["4d72c0e9a8b3", "62a8d9f07e1b", "0c5f7e3a9d28", "9e6b3f15c40d"]
+    environments = []
+    for i in range(SCALE_ENVIRONMENTS):
+        drift = _drift(i)
+        state, count = drift_summary(drift)
+        environments.append(
+            Environment(
+                slug=f"env-{i:03d}",
+                name=f"Environment {i:03d}",
+                position=i,
+                description="A synthetic environment of the overview benchmark. " * 4,
+                url_env=f"BENCH_URL_{i}",
+                status_state="pending" if i % 2 else "up_to_date",
+                current_heads=heads,
+                pending=pending if i % 2 else [],
+                status_detail={
+                    "dialect": "postgresql",
+                    "masked_url": f"postgresql://magnetiq@db-{i}:5432/magnetiq",
+                    "head_messages": {heads[0]: "drop pages legacy_html"},
+                    "unknown_revisions": [],
+                },
+                status_refreshed_at=timezone.now(),
+                drift=drift,
+                drift_state=state,
+                drift_count=count,
+            )
+        )
+    environments = Environment.objects.bulk_create(environments)
+    now = timezone.now()
+    steps = [{"revision": rev, "message": "m", "path": "p.py", "sha256": "0" * 64, "sql": "SELECT 1;\n" * 20} for rev in pending]  # fmt: skip
+    for env in environments:
+        requests = MigrationRequest.objects.bulk_create(
+            MigrationRequest(
+                environment=env,
+                requested_by=user,
+                direction="upgrade",
+                target="heads",
+                reason="benchmark",
+                status="failed" if n % 10 == 0 else "succeeded",
+                dialect="postgresql",
+                steps=steps,
+                sql="SELECT 1;\n" * 80,
+                sql_sha256="0" * 64,
+            )
+            for n in range(SCALE_RUNS)
+        )
+        runs = Run.objects.bulk_create(
+            Run(
+                request=request,
+                outcome=request.status,
+                worker="bench@host",
+                started_at=now - timedelta(hours=SCALE_RUNS - n),
+                heartbeat_at=now - timedelta(hours=SCALE_RUNS - n),
+                finished_at=now - timedelta(hours=SCALE_RUNS - n, seconds=-30),
+            )
+            for n, request in enumerate(requests)
+        )
+        last = runs[-1]
+        Environment.objects.filter(pk=env.pk).update(
+            last_run_outcome=last.outcome,
+            last_run_started_at=last.started_at,
+            last_run_request_id=last.request_id,
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def _old_overview_query() -> list[object]:
+    """The overview's query before issue 11: every column, three correlated subqueries."""
+    from django.db.models import OuterRef, Subquery
+
+    from dashboard.approvals.models import Run
+    from dashboard.environments.models import Environment
+
+    latest = Run.objects.filter(request__environment=OuterRef("pk")).order_by("-started_at")
+    return list(
+        Environment.objects.order_by("position", "name").annotate(
+            old_last_run_outcome=Subquery(latest.values("outcome")[:1]),
+            old_last_run_started_at=Subquery(latest.values("started_at")[:1]),
+            old_last_run_request_id=Subquery(latest.values("request_id")[:1]),
+        )
+    )
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def _scale_measure() -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    from dashboard.environments.selectors import environments_for_pipeline
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench"))
+
+    def page() -> None:
+        response = client.get("/")
+        assert response.status_code == 200
+        assert response.content.count(b'class="env-card"') == SCALE_ENVIRONMENTS
+
+    def timed(fn: object) -> float:
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        return time.perf_counter() - started
+
+    for _ in range(3):  # warm-up: connections, templates, plans
+        page()
+        environments_for_pipeline()
+        _old_overview_query()
+    queries: list[str] = []
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        page()
+    samples: dict[str, list[float]] = {"page": [], "new": [], "old": []}
+    for _ in range(30):  # interleaved, so a busy moment hits all three alike
+        samples["page"].append(timed(page))
+        samples["new"].append(timed(environments_for_pipeline))
+        samples["old"].append(timed(_old_overview_query))
+    page_ms, new_ms, old_ms = (_median_ms(samples[key]) for key in ("page", "new", "old"))
+    p90 = sorted(samples["page"])[26] * 1000
+    print(
+        f"overview page at {SCALE_ENVIRONMENTS} environments x {SCALE_RUNS} runs: median"
+        f" {page_ms:.1f} ms (p90 {p90:.1f} ms), {len(queries)} queries;"
+        f" {page_ms / OVERVIEW_GOAL_MS:.2f}x the goal of {OVERVIEW_GOAL_MS:.0f} ms"
+    )
+    print(
+        f"its environments query: median {new_ms:.1f} ms; the old correlated-subquery query"
+        f" with full rows: median {old_ms:.1f} ms"
+    )
+    print(
+        f"ratio old query / whole page now: {old_ms / page_ms:.1f}x;"
+        f" old query / new query: {old_ms / new_ms:.1f}x"
+    )
+
+
 if __name__ == "__main__":
-    main()
+    if "--overview-at-scale" in sys.argv[1:]:
+        overview_at_scale()
+    else:
+        main()

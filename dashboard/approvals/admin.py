@@ -1,4 +1,4 @@
-"""Read-only admin for requests and runs; the admin index shows counts of open requests."""
+"""Read-only admin for requests and runs; the admin index is the control room (see ``_control_room``)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,27 @@ class RunAdmin(ReadOnlyAdmin):
 _original_index = admin.site.index
 
 
-def _index_with_counts(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-    """The admin index, with open request counts in its subtitle."""
-    from dashboard.approvals.selectors import request_counts
+def _active_requests(user: Any) -> list[MigrationRequest]:
+    """Requests queued, running or with an outcome being settled, newest first (for viewers)."""
+    if not user.has_perm("approvals.view_migrationrequest"):
+        return []
+    rows = MigrationRequest.objects.select_related("environment", "requested_by", "run")
+    rows = rows.only(
+        "pk", "status", "direction", "target", "created_at", "environment__slug",
+        "environment__name", "requested_by__username", "run__started_at",
+        "run__current_revision",
+    )  # fmt: skip
+    return list(rows.filter(status__in=MigrationRequest.ACTIVE_STATUSES).order_by("-pk")[:20])
+
+
+def _control_room(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+    """The admin index as the control room: environments, what waits for me, what runs.
+
+    The model lists stay below for staff. Every section is filtered by the
+    user's permissions (the environment cards need ``view_environment``).
+    """
+    from dashboard.approvals.selectors import request_counts, requests_waiting_for
+    from dashboard.environments.selectors import overview_context
 
     counts = request_counts()
     context = dict(extra_context or {})
@@ -62,7 +80,12 @@ def _index_with_counts(request: HttpRequest, extra_context: dict[str, Any] | Non
         f"{counts['pending']} request(s) waiting for approval, {counts['approved']} queued,"
         f" {counts['running']} running",
     )
+    context.update(overview_context(user=request.user))
+    context["may_approve"] = request.user.has_perm("dashboard.approve_migration")
+    context["waiting"] = requests_waiting_for(user=request.user)
+    context["may_view_requests"] = request.user.has_perm("approvals.view_migrationrequest")
+    context["active"] = _active_requests(request.user)
     return _original_index(request, context)
 
 
-admin.site.index = _index_with_counts  # type: ignore[method-assign]
+admin.site.index = _control_room  # type: ignore[method-assign]

@@ -38,6 +38,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
         "pending",
         "status_error",
         "status_refreshed_at",
+        "status_refresh_queued_at",
     )
     fieldsets = (
         (None, {"fields": ("name", "slug", "position", "description")}),
@@ -60,6 +61,8 @@ class EnvironmentAdmin(admin.ModelAdmin):
                     "lock_timeout",
                     "statement_timeout",
                     "lock_wait",
+                    "run_timeout",
+                    "idle_in_transaction_timeout",
                     "transaction_per_migration",
                 )
             },
@@ -74,6 +77,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
                     "pending",
                     "status_error",
                     "status_refreshed_at",
+                    "status_refresh_queued_at",
                 )
             },
         ),

@@ -8,6 +8,8 @@ Format (one table per environment, keyed by slug)::
     url_env = "MAGNETIQ_STAGING_URL"   # or: url_file = "/run/secrets/staging_url"
     version_table = "alembic_version"  # optional
     lock_timeout = "2s"                # optional; also statement_timeout, lock_wait
+    run_timeout = "30m"                # optional; default: statement_timeout x revisions + lock_wait
+    idle_in_transaction_timeout = "1m" # optional
     required_approvals = 1
     approver_group = "Tech leads"
     approval_ttl = "24h"               # optional
@@ -16,7 +18,8 @@ Contract: ``environments_load`` validates the whole file first (a malformed
 file changes nothing and the error names the line and the problem), then
 creates or updates by slug in one transaction, deletes only with
 ``prune=True``, and writes one ``dashboard.environment.changed`` audit event
-per created, updated or deleted environment. Parsing is ``tomllib``'s.
+per created, updated or deleted environment. A created environment's first
+status read is queued after the commit. Parsing is ``tomllib``'s.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +37,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from dashboard.env import parse_duration
+from dashboard.environments.dispatch import environment_refresh_enqueue
 from dashboard.environments.models import Environment
 
 AUDIT_ACTION = "dashboard.environment.changed"
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 _STRINGS = ("name", "description", "url_env", "url_file", "version_table", "version_table_schema")
-_DURATIONS = ("lock_timeout", "statement_timeout", "lock_wait", "approval_ttl")
+_DURATIONS = (
+    "lock_timeout",
+    "statement_timeout",
+    "lock_wait",
+    "run_timeout",
+    "idle_in_transaction_timeout",
+    "approval_ttl",
+)
 _INTS = ("position", "required_approvals")
 _BOOLS = ("transaction_per_migration",)
 _KNOWN = {*_STRINGS, *_DURATIONS, *_INTS, *_BOOLS, "approver_group"}
@@ -203,6 +215,9 @@ def _apply(parsed: dict[str, dict[str, Any]], *, prune: bool, actor: Any) -> Loa
                 result.created.append(slug)
                 payload = {"via": "load_environments", "created": True, "fields": sorted(values)}
                 _audit(env, actor=actor, payload=payload)
+                # Its first status read, once the row is committed (a page
+                # showing "Not read yet" until the next minute helps nobody).
+                transaction.on_commit(partial(environment_refresh_enqueue, environment_id=env.pk))
                 continue
             changed = [
                 key

@@ -2,40 +2,47 @@
 
 Contract: only reads the dashboard database (the cached status); never
 resolves a secret or touches a target, so pages answer fast whatever the
-targets do.
+targets do. Nothing here knows about requests or runs: the approvals app sits
+above this one and composes its own reads (the request history of an
+environment page, the last run kept on the row by its state machine).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
-from django.apps import apps
-from django.db.models import OuterRef, QuerySet, Subquery
-from django.urls import reverse
+from django.utils import timezone
 
+from dashboard.environments.dispatch import QUEUED_READ_EXPIRES
 from dashboard.environments.models import Environment
 
 STATE_LABELS = dict(Environment.StatusState.choices)
 
-
-def _with_last_run(queryset: QuerySet[Environment]) -> QuerySet[Environment]:
-    # By name, not import: the approvals app imports this one.
-    latest = (
-        apps.get_model("approvals", "Run")
-        .objects.filter(request__environment=OuterRef("pk"))
-        .order_by("-started_at")
-    )
-    return queryset.annotate(
-        last_run_outcome=Subquery(latest.values("outcome")[:1]),
-        last_run_started_at=Subquery(latest.values("started_at")[:1]),
-        last_run_request_id=Subquery(latest.values("request_id")[:1]),
-    )
+# What an overview card shows. The drift comparison itself (operations, the
+# autogenerate draft: kilobytes per row) and the configuration stay in the
+# database; the card reads the denormalised drift_state/drift_count instead.
+CARD_FIELDS = (
+    "slug",
+    "name",
+    "position",
+    "status_state",
+    "current_heads",
+    "pending",
+    "status_error",
+    "status_refreshed_at",
+    "status_detail",
+    "drift_state",
+    "drift_count",
+    "last_run_outcome",
+    "last_run_started_at",
+    "last_run_request_id",
+)
 
 
 def environments_for_pipeline() -> list[Environment]:
-    """Every environment in pipeline order, with its last run."""
-    return list(_with_last_run(Environment.objects.order_by("position", "name")))
+    """Every environment in pipeline order, card fields only: one query whatever their number."""
+    return list(Environment.objects.only(*CARD_FIELDS).order_by("position", "name"))
 
 
 def overview_context(*, user: Any) -> dict[str, Any]:
@@ -47,17 +54,28 @@ def overview_context(*, user: Any) -> dict[str, Any]:
 
 def environment_get(*, slug: str) -> Environment:
     """The environment with this slug (raises ``Environment.DoesNotExist``)."""
-    return _with_last_run(Environment.objects.filter(slug=slug)).get()
+    return Environment.objects.get(slug=slug)
 
 
-def environment_requests(*, environment: Environment, limit: int = 20) -> list[dict[str, Any]]:
-    """The environment's migration requests, newest first, with the link to each."""
-    from dashboard.approvals.selectors import environment_request_history
+FirstRead = Literal["", "queued", "not_queued"]
 
-    return [
-        {"request": item, "url": reverse("approvals:detail", args=[item.pk])}
-        for item in environment_request_history(environment=environment, limit=limit)
-    ]
+
+def environment_first_read_state(environment: Environment) -> FirstRead:
+    """Where a never-read environment's first read stands; ``""`` once it was read.
+
+    ``"queued"``: a read was queued less than ``QUEUED_READ_EXPIRES`` ago (the
+    page polls); ``"not_queued"``: nothing is queued, or the message was lost.
+    """
+    never_read = (
+        environment.status_refreshed_at is None
+        and environment.status_state == Environment.StatusState.UNKNOWN
+    )
+    if not never_read:
+        return ""
+    queued = environment.status_refresh_queued_at
+    if queued is not None and timezone.now() - queued < QUEUED_READ_EXPIRES:
+        return "queued"
+    return "not_queued"
 
 
 def environment_status_row(environment: Environment) -> dict[str, Any]:

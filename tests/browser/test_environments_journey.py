@@ -35,6 +35,8 @@ def test_developer_reads_the_pipeline_and_a_plan(
     page.goto(f"{base}/")  # type: ignore[attr-defined]
     staging_card = page.locator('article[data-env="staging"]')  # type: ignore[attr-defined]
     assert "2 revisions" in staging_card.inner_text()
+    page.set_viewport_size({"width": 1024, "height": 768})  # type: ignore[attr-defined]
+    save_screenshot(page, "environments-overview")
 
     staging_card.locator("h2 a").click()
     page.wait_for_selector("#plan li[data-revision]")  # type: ignore[attr-defined]

@@ -81,6 +81,14 @@ def test_it_updates_by_slug_and_prunes_only_when_asked(tmp_path: Path) -> None:
         ),
         ('[environments.qa]\nname = "QA"\nurl_env = "X"\ncolour = "red"\n', "line 4"),
         ('[environments.qa]\nurl_env = "X"\n', "missing required key 'name'"),
+        (
+            '[environments.qa]\nname = "QA"\nurl_env = "X"\nrun_timeout = "half an hour"\n',
+            "line 4: environments.qa.run_timeout: 'half an hour' is not a duration",
+        ),
+        (
+            '[environments.qa]\nname = "QA"\nurl_env = "X"\nidle_in_transaction_timeout = true\n',
+            "line 4: environments.qa.idle_in_transaction_timeout: 'True' is not a duration",
+        ),
     ],
 )
 def test_a_malformed_file_is_rejected_with_line_and_problem(

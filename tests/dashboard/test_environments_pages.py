@@ -230,6 +230,7 @@ def test_admin_edits_are_audited_and_show_only_the_masked_url(
     page = client.get(change_url).content.decode()
     assert "postgresql+psycopg://magnetiq@db-qa:5432/magnetiq" in page
     assert "Sekret-42" not in page
+    assert 'name="run_timeout"' in page and 'name="idle_in_transaction_timeout"' in page
     form = {
         "name": "QA",
         "slug": "qa",
@@ -242,6 +243,8 @@ def test_admin_edits_are_audited_and_show_only_the_masked_url(
         "lock_timeout": "00:00:05",
         "statement_timeout": "00:05:00",
         "lock_wait": "00:00:30",
+        "run_timeout": "00:30:00",
+        "idle_in_transaction_timeout": "00:02:00",
         "required_approvals": "2",
         "approver_group": "",
         "approval_ttl": "1 00:00:00",
@@ -250,6 +253,114 @@ def test_admin_edits_are_audited_and_show_only_the_masked_url(
     assert response.status_code == 302, response.content.decode()[:2000]
     env.refresh_from_db()
     assert env.required_approvals == 2 and env.lock_timeout.total_seconds() == 5
+    assert env.run_timeout.total_seconds() == 1800
+    assert env.idle_in_transaction_timeout.total_seconds() == 120
     event = AuditEvent.objects.filter(action="dashboard.environment.changed").latest("seq")
     assert event.environment_slug == "qa"
-    assert set(event.payload["changed"]) >= {"position", "lock_timeout", "required_approvals"}
+    assert set(event.payload["changed"]) >= {
+        "position",
+        "lock_timeout",
+        "run_timeout",
+        "idle_in_transaction_timeout",
+        "required_approvals",
+    }
+
+
+# --- request history served by the approvals app (issue 12, item 17) ------------
+
+
+def _a_request(environment: Environment, user: object, status: str) -> object:
+    from dashboard.approvals.models import MigrationRequest
+
+    return MigrationRequest.objects.create(
+        environment=environment,
+        requested_by=user,
+        direction="upgrade",
+        target="heads",
+        reason="history",
+        status=status,
+        dialect="sqlite",
+        sql_sha256="0" * 64,
+        steps=[{"revision": "a"}, {"revision": "b"}],
+    )
+
+
+def test_the_request_history_is_loaded_from_the_approvals_app_with_a_real_link(
+    pipeline: dict[str, Environment], developer: object, auditor: object, outsider: object
+) -> None:
+    staging = pipeline["staging"]
+    failed = _a_request(staging, developer, "failed")
+    waiting = _a_request(staging, developer, "pending")
+    page = client_for(developer).get("/environments/staging/").content.decode()
+    section = page[page.index('<section id="requests"') :]
+    assert 'hx-get="/requests/environments/staging/" hx-trigger="load"' in section
+    assert '<a href="/requests/environments/staging/">' in section
+
+    fragment = client_for(auditor).get(
+        "/requests/environments/staging/", headers={"HX-Request": "true"}
+    )
+    html = fragment.content.decode()
+    assert html.lstrip().startswith('<section id="requests"') and "<html" not in html
+    assert f'<a href="/requests/{failed.pk}/">#{failed.pk}</a>' in html
+    assert 'data-status="failed">Failed</span>' in html
+    assert 'data-status="pending">Waiting for approval</span>' in html
+    assert html.index(f"#{waiting.pk}<") < html.index(f"#{failed.pk}<")  # newest first
+    whole = client_for(auditor).get("/requests/environments/staging/").content.decode()
+    assert "<html" in whole and "Requests for Staging" in whole
+    assert client_for(outsider).get("/requests/environments/staging/").status_code == 403
+    assert client_for(developer).get("/requests/environments/nope/").status_code == 404
+
+
+def test_nothing_under_dashboard_environments_imports_the_approvals_app() -> None:
+    """Environments sit below approvals: checked on the source (imports inside functions too)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "dashboard" / "environments"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.relative_to(root)}: {name}"
+                for name in names
+                if name == "dashboard.approvals" or name.startswith("dashboard.approvals.")
+            ]
+    assert offenders == []
+
+
+# --- drift as a list of differences (issue 12, item 13) ------------------------
+
+
+def test_drift_is_rendered_as_a_list_of_differences(
+    pipeline: dict[str, Environment], developer: object
+) -> None:
+    from django.template.loader import render_to_string
+
+    drift = {
+        "state": "drift",
+        "operations": [
+            "column pages.legacy_flag is only in the database",
+            "table stray is only in the database",
+        ],
+        "python": "op.drop_table('stray')",
+        "checked_at": "2026-12-04T13:03:00+00:00",
+    }
+    html = render_to_string("dashboard/partials/drift_list.html", {"drift": drift})
+    assert "2 differences between the live schema and the models" in html
+    assert "<li>column pages.legacy_flag is only in the database</li>" in html
+    assert "{" not in html and "operations" not in html
+    assert '<time datetime="2026-12-04T13:03:00+00:00">2026-12-04 13:03 UTC</time>' in html
+    not_at_head = render_to_string(
+        "dashboard/partials/drift_list.html", {"drift": {"state": "not_at_head"}}
+    )
+    assert "only when the environment is at head" in not_at_head
+    assert "Not checked yet" in render_to_string("dashboard/partials/drift_list.html", {})
+
+    Environment.objects.filter(pk=pipeline["dev"].pk).update(drift=drift)
+    page = client_for(developer).get("/environments/dev/").content.decode()
+    assert "<li>table stray is only in the database</li>" in page
+    assert "draft_fix_drift_dev.py" in page

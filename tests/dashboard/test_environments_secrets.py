@@ -7,11 +7,9 @@ worker's log.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from django.test import Client
 
 from dashboard.environments.models import Environment
 from dashboard.environments.tasks import environments_refresh_all
-from tests.dashboard.approvals_support import Worker, drop_queue_keys, wait_for
+from tests.dashboard.approvals_support import Worker, broker, drop_queue_keys, wait_for
 from tests.dashboard.environments_helpers import (
     CANARY,
     make_environment,
@@ -31,30 +29,6 @@ from tests.dashboard.environments_helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@contextlib.contextmanager
-def redis_broker(url: str, queue: str) -> Iterator[None]:
-    """Send this process's Celery messages to ``url``/``queue``; restore afterwards."""
-    from kombu import pools
-
-    from dashboard.celery import app
-
-    before = (app.conf.broker_url, app.conf.task_default_queue, app.conf.broker_transport_options)
-
-    def reset() -> None:
-        pools.reset()  # kombu keeps connection/producer pools in global registries
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    app.conf.broker_url, app.conf.task_default_queue = url, queue
-    app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    reset()
-    try:
-        yield
-    finally:
-        app.conf.broker_url, app.conf.task_default_queue, app.conf.broker_transport_options = before
-        reset()
 
 
 @pytest.fixture
@@ -130,7 +104,7 @@ def test_the_canary_password_never_leaks(
     client = Client()
     client.force_login(admin)
     try:
-        with redis_broker(redis_url, queue):
+        with broker(redis_url, queue):  # every queue routed to this test's own
             environments_refresh_all()  # fans out one message per environment
             raw = redis.Redis.from_url(redis_url).lrange(queue, 0, -1)
             assert len(raw) == 2

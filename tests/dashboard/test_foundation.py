@@ -138,3 +138,171 @@ def test_it_sets_up_the_demo_twice_without_error(capsys) -> None:  # type: ignor
     admin = get_user_model().objects.get(username="admin")
     assert admin.check_password("demo")
     assert admin.is_superuser
+
+
+# --- the frame: who is signed in, a way out, a favicon (issue 12, items 7 and 16) ---
+
+
+@pytest.mark.django_db
+def test_every_page_says_who_is_signed_in_and_logs_out_with_a_post(developer) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(developer)
+    for url in ("/", "/graph/", "/requests/", "/requests/new/", "/admin/", "/reauthenticate/"):
+        html = client.get(url).content.decode()
+        assert 'Signed in as <strong id="signed-in-user">developer</strong>' in html, url
+        form = html[html.index('<form id="logout-form"') :]
+        form = form[: form.index("</form>")]
+        assert 'method="post" action="/admin/logout/"' in form, url
+        assert 'name="csrfmiddlewaretoken"' in form and ">Log out</button>" in form, url
+    token = client.cookies["csrftoken"].value
+    assert client.get("/admin/logout/").status_code == 405  # Django 5: no logout by GET
+    assert client.post("/admin/logout/").status_code == 403  # no CSRF token: refused
+    assert client.post("/admin/logout/", {"csrfmiddlewaretoken": token}).status_code == 200
+    assert client.get("/")["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_the_favicon_is_linked_from_the_frame_and_is_a_static_file(developer) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.staticfiles import finders
+    from django.test import Client
+
+    client = Client()
+    client.force_login(developer)
+    assert '<link rel="icon" type="image/svg+xml" href="/static/dashboard/favicon.svg">' in (
+        client.get("/").content.decode()
+    )
+    login = Client().get("/admin/login/").content.decode()
+    assert 'rel="icon"' in login and "Signed in as" not in login
+    path = finders.find("dashboard/favicon.svg")
+    assert path and Path(path).read_text().startswith("<svg")
+
+
+# --- one look for statuses, one format for dates (issue 12, item 11) ------------
+
+
+def test_status_badges_use_the_words_of_the_models_and_have_a_colour_and_symbol_each() -> None:
+    from dashboard.approvals.models import MigrationRequest, Run
+    from dashboard.templatetags.dashboard_extras import STATUS_STYLES
+
+    css = (REPO_ROOT / "dashboard" / "static" / "dashboard" / "dashboard.css").read_text()
+    for value, label in [*MigrationRequest.Status.choices, *Run.Outcome.choices]:
+        words, tone = STATUS_STYLES[value]
+        assert words == label, value
+        assert tone in ("ok", "danger", "warn", "info", "muted"), value
+        assert f'.dash-status[data-status="{value}"]::before' in css, value
+    failed = {value for value, (_, tone) in STATUS_STYLES.items() if tone == "danger"}
+    assert failed == {"failed", "interrupted"}
+
+
+def test_status_badge_renders_one_partial() -> None:
+    from django.template import Context, Template
+
+    html = Template('{% load dashboard_extras %}{% status_badge "interrupted" %}').render(Context())
+    assert html.strip() == (
+        '<span class="dash-badge dash-status danger" data-status="interrupted">Interrupted</span>'
+    )
+    with_id = Template(
+        '{% load dashboard_extras %}{% status_badge "pending" element_id="request-status" %}'
+    ).render(Context())
+    assert 'id="request-status">Waiting for approval</span>' in with_id
+
+
+def test_dates_are_local_time_with_the_zone_and_relative_only_as_an_addition(settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from django.template import Context, Template
+    from django.utils import timezone
+
+    settings.TIME_ZONE = "Europe/Paris"
+    template = Template("{% load dashboard_extras %}{{ moment|when }}|{{ moment|when:'ago' }}")
+    with timezone.override("Europe/Paris"):
+        winter = template.render(Context({"moment": datetime(2026, 12, 4, 13, 3, tzinfo=UTC)}))
+        summer = template.render(Context({"moment": "2026-07-01T10:00:00+00:00"}))
+        recent = template.render(Context({"moment": timezone.now() - timedelta(minutes=5)}))
+        none = template.render(Context({"moment": None}))
+    plain, with_ago = winter.split("|")
+    assert plain == '<time datetime="2026-12-04T14:03:00+01:00">2026-12-04 14:03 CET</time>'
+    assert with_ago.startswith(plain + ' <span class="dash-ago">(')
+    assert "2026-07-01 12:00 CEST" in summer
+    assert '<span class="dash-ago">(5\xa0minutes ago)</span>' in recent
+    assert none == "—|—"
+
+
+# --- the control room: /admin/ is a landing page (issue 12, item 7) --------------
+
+
+@pytest.mark.django_db
+def test_the_control_room_shows_environments_what_waits_for_me_and_what_runs(
+    developer, lead, auditor, outsider
+) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from dashboard.approvals.models import MigrationRequest, Run
+    from dashboard.environments.models import Environment
+
+    production = Environment.objects.create(
+        slug="production", name="Production", position=3, url_env="UNUSED",
+        approver_group=Group.objects.get(name="Tech leads"),
+    )  # fmt: skip
+    common = {"environment": production, "requested_by": developer, "direction": "upgrade",
+              "reason": "r", "dialect": "postgresql", "sql_sha256": "0" * 64}  # fmt: skip
+    waiting = MigrationRequest.objects.create(target="heads", status="pending", **common)
+    running = MigrationRequest.objects.create(target="c", status="running", **common)
+    Run.objects.create(request=running, worker="w@host", current_revision="b", total_steps=2)
+
+    def page(user):  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        response = client.get("/admin/")
+        assert response.status_code == 200
+        return response.content.decode()
+
+    as_lead = page(lead)
+    assert "<h1>Control room</h1>" in as_lead
+    cards = as_lead[as_lead.index('id="control-environments"') :]
+    assert '<a href="/environments/production/">Production</a>' in cards  # one click away
+    mine = as_lead[as_lead.index('id="control-waiting"') : as_lead.index('id="control-runs"')]
+    assert f'href="/requests/{waiting.pk}/"' in mine and f"/requests/{running.pk}/" not in mine
+    runs = as_lead[as_lead.index('id="control-runs"') :]
+    assert f'href="/requests/{running.pk}/"' in runs and 'data-status="running"' in runs
+    assert "now at <code>b</code>" in runs
+    assert 'id="control-admin"' in as_lead  # the model lists stay, below
+
+    as_developer = page(developer)
+    assert 'id="control-waiting"' not in as_developer  # may not approve
+    assert '<a href="/environments/production/">Production</a>' in as_developer
+    as_auditor = page(auditor)
+    assert f'href="/requests/{running.pk}/"' in as_auditor
+    as_outsider = page(outsider)
+    assert "/environments/production/" not in as_outsider and "control-runs" not in as_outsider
+    assert "You do not have permission to see environments" in as_outsider
+
+
+@pytest.mark.django_db
+def test_request_lists_use_the_shared_badges_and_dates(developer, lead) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from dashboard.approvals.models import MigrationRequest
+    from dashboard.environments.models import Environment
+
+    env = Environment.objects.create(slug="dev", name="Dev", url_env="UNUSED")
+    for status in ("pending", "succeeded", "failed", "interrupted", "stale", "unknown"):
+        MigrationRequest.objects.create(
+            environment=env, requested_by=developer, direction="upgrade", target="heads",
+            reason="r", status=status, dialect="sqlite", sql_sha256="0" * 64,
+        )  # fmt: skip
+    client = Client()
+    client.force_login(developer)
+    html = client.get("/requests/").content.decode()
+    for value, words in [
+        ("pending", "Waiting for approval"),
+        ("succeeded", "Succeeded"),
+        ("failed", "Failed"),
+        ("interrupted", "Interrupted"),
+        ("stale", "Stale"),
+        ("unknown", "Outcome unknown"),
+    ]:
+        assert f'data-status="{value}">{words}</span>' in html, value
+    assert html.count(" UTC</time>") == 6  # DJANGO_TIME_ZONE defaults to UTC
