@@ -13,4 +13,7 @@ urlpatterns = [
     path("<int:pk>/approve/", views.approve, name="approve"),
     path("<int:pk>/reject/", views.reject, name="reject"),
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/cancel-run/", views.cancel_run, name="cancel_run"),
+    path("<int:pk>/sql/", views.request_sql, name="sql"),
+    path("environments/<slug:slug>/", views.environment_history, name="environment_history"),
 ]

@@ -46,13 +46,13 @@ def worker(project_ini: Path, tmp_path: Path) -> Iterator[Worker]:
 
 
 def _approve_as(browser: Any, base: str, username: str, detail_url: str) -> Any:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
     context.set_default_timeout(30_000)
     page = context.new_page()
     browser_login(page, base, username)
     page.goto(detail_url)
     page.fill("#id_comment", f"fine by {username}")
-    page.click("#decision-form button:has-text('Approve')")
+    page.click("#approve")
     page.wait_for_selector(f"#decisions li:has-text('Approved by {username}')")
     return page
 
@@ -73,9 +73,10 @@ def test_developer_requests_two_leads_approve_and_the_run_succeeds(
 
         browser_login(page, base, "developer")
         page.goto(f"{base}/requests/new/?environment=production&target=slow")
-        page.click("text=Preview plan and SQL")
-        page.wait_for_selector("#preview pre")
-        assert "CREATE TABLE tags" in page.inner_text("#preview pre")
+        assert "never read" in page.inner_text("#plan-source")  # GET reads only the cache
+        page.click("text=Preview plan and SQL")  # reads the database now
+        page.wait_for_selector("#plan-source:has-text('just now')")
+        assert "CREATE TABLE tags" in page.text_content("#preview-sql")
         page.fill("#id_reason", "tags for the spring release")
         page.click("input[type=submit][value='Submit request']")
         page.wait_for_selector("#request-status")
@@ -88,12 +89,24 @@ def test_developer_requests_two_leads_approve_and_the_run_succeeds(
         last = _approve_as(browser, base, "lead2", detail_url)
 
         # The slow revision sleeps a few seconds: the live view shows it running.
-        last.wait_for_selector("#run:has-text('current revision slow')", timeout=60_000)
+        last.wait_for_selector("#run-progress:has-text('revision 4 of 4: slow')", timeout=60_000)
         assert last.inner_text("#request-status") == "Running"
-        assert "revision 3 of 4" in last.inner_text("#run-progress")
+        assert "revision 4 of 4: slow revision slow" in last.inner_text("#run-progress")
+        assert "Migrating" in last.inner_text("#run-phase")
         last.wait_for_selector("#request-status:has-text('Succeeded')", timeout=60_000)
-        assert "revision 4 of 4" in last.inner_text("#run-progress")
-        assert "CREATE TABLE tags" in last.inner_text("#run-log")
+        assert "4 of 4 revisions applied" in last.inner_text("#run-progress")
+        assert "Upgraded Production from base to slow." in last.inner_text("#run-record")
+        # Even the sub-second revisions leave a readable record: one row each, with durations.
+        rows = last.locator("#run-timeline tbody tr")
+        assert rows.count() == 4
+        assert [rows.nth(i).get_attribute("data-revision") for i in range(4)] == [
+            "a",
+            "b",
+            "c",
+            "slow",
+        ]
+        assert rows.nth(3).locator("td").nth(3).inner_text().endswith(" s")
+        assert "CREATE TABLE tags" in last.text_content("#run-log")
         assert last.get_attribute("#status", "hx-trigger") is None  # polling stopped
         save_screenshot(last, "approval_journey")
         last.context.close()

@@ -83,10 +83,12 @@ def test_the_five_minute_tour(live_server: Any, browser: Any, demo: Worker) -> N
     page.wait_for_selector("#plan li[data-revision]")
     assert page.locator("#plan li[data-revision]").count() == 8
     assert "destructive" in page.inner_text(f'#plan li[data-revision="{DROP_COLUMN_REVISION}"]')
-    assert "Waiting for approval" in page.inner_text("#requests")  # left by the demo
+    # The request history arrives by htmx (served by the approvals app); left by the demo.
+    page.wait_for_selector("#requests:has-text('Waiting for approval')")
     page.goto(f"{base}/requests/new/?environment=staging&target=heads")
+    assert "status read" in page.inner_text("#plan-source")  # the cached status, at once
     page.click("text=Preview plan and SQL")
-    page.wait_for_selector("#preview pre")
+    page.wait_for_selector("#plan-source:has-text('just now')")
     page.fill("#id_reason", "Audit logs for the next release")
     page.click("input[type=submit][value='Submit request']")
     page.wait_for_selector("#request-status")
@@ -106,7 +108,8 @@ def test_the_five_minute_tour(live_server: Any, browser: Any, demo: Worker) -> N
         if username == "lead":
             lead.context.close()
     lead.wait_for_selector("#request-status:has-text('Succeeded')", timeout=60_000)
-    assert "revision 8 of 8" in lead.inner_text("#run-progress")
+    assert "8 of 8 revisions applied" in lead.inner_text("#run-progress")
+    assert lead.locator("#run-timeline tbody tr").count() == 8
     assert DROP_COLUMN_REVISION in lead.inner_text("#run")
     _shot(lead, "request-run")
     lead.context.close()
