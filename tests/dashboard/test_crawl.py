@@ -80,12 +80,24 @@ PAGE_TABLE = _rows(
     # Refresh re-reads the target's heads into the cached status (a read the
     # beat does every minute); it decides nothing, so every viewer may ask.
     ("environments:refresh",          "POST",   302, 302, 302, 403, 403, "developer lead"),
+    # The status fragment a never-read page polls; for an environment already read htmx
+    # is told to stop polling (286). Not htmx: to the page.
+    ("environments:status",           "GET",    302, 302, 302, 302, 403),
+    ("environments:status",           "HTMX",   302, 286, 286, 286, 403),
+    ("environments:first_read",       "GET",    302, 405, 405, 405, 405),
+    # Queues the first read of a never-read environment, for anyone who may view it;
+    # the crawl's environments were read, so nothing changes (tests/dashboard/
+    # test_environments_refresh_queue.py covers the first read itself).
+    ("environments:first_read",       "POST",   302, 302, 302, 302, 403, ""),
     ("audit:log",                     "GET",    302, 403, 403, 200, 403),
     ("audit:log",                     "HTMX",   302, 403, 403, 200, 403),
     ("audit:detail",                  "GET",    302, 403, 403, 200, 403),
     ("audit:timeline",                "GET",    302, 403, 403, 200, 403),
-    ("audit:export_csv",              "GET",    302, 403, 403, 200, 403),
-    ("audit:export_jsonl",            "GET",    302, 403, 403, 200, 403),
+    # An export writes an audit event: POST only (GET 405 once the permission is there).
+    ("audit:export_csv",              "GET",    302, 403, 403, 405, 403),
+    ("audit:export_csv",              "POST",   302, 403, 403, 200, 403, "auditor"),
+    ("audit:export_jsonl",            "GET",    302, 403, 403, 405, 403),
+    ("audit:export_jsonl",            "POST",   302, 403, 403, 200, 403, "auditor"),
     ("approvals:mine",                "GET",    302, 200, 200, 403, 403),
     ("approvals:waiting",             "GET",    302, 403, 200, 403, 403),
     ("approvals:create",              "GET",    302, 200, 200, 403, 403),
@@ -102,6 +114,15 @@ PAGE_TABLE = _rows(
     ("approvals:cancel",              "GET",    302, 405, 405, 403, 403),
     # Only the requester (the developer) may cancel; the lead is not the requester.
     ("approvals:cancel",              "POST",   302, 302, 403, 403, 403, "developer"),
+    # An environment's request history: the fragment its page loads, or a page of its own.
+    ("approvals:environment_history", "GET",    302, 200, 200, 200, 403),
+    ("approvals:environment_history", "HTMX",   302, 200, 200, 200, 403),
+    # The pinned SQL as a file, for whoever may read the request.
+    ("approvals:sql",                 "GET",    302, 200, 200, 200, 403),
+    # A tech lead cancels a running run; the crawl's open request has no run, so the
+    # lead's POST is refused with a message and changes nothing.
+    ("approvals:cancel_run",          "GET",    302, 403, 405, 403, 403),
+    ("approvals:cancel_run",          "POST",   302, 403, 302, 403, 403, ""),
 )
 
 # The API. anonymous = no credentials at all. Reads accept a token or a session.
@@ -116,6 +137,11 @@ API_TABLE = _rows(
     ("api:request",                   "GET",    401, 200, 200, 200, 403),
     # Same path as api:requests; GET there is the list (above).
     ("api:requests_create",           "POST",   401, 201, 201, 403, 403, "developer lead"),
+    # Not operations: refused with the policy's reason (approving stays in the browser).
+    ("api:request_approve",           "POST",   401, 403, 403, 403, 403, ""),
+    ("api:request_reject",            "POST",   401, 403, 403, 403, 403, ""),
+    # Any other path under /api/v1/: a JSON 404, whoever asks.
+    ("api:not-found",                 "GET",    404, 404, 404, 404, 404),
 )
 
 # Django admin pages tested explicitly. Viewers see change pages read-only
@@ -155,7 +181,12 @@ ADMIN_TABLE = _rows(
 )
 # fmt: on
 
-HX_TARGETS = {"graph:graph": "graph-search-results", "environments:detail": "plan"}
+HX_TARGETS = {
+    "graph:graph": "graph-search-results",
+    "environments:detail": "plan",
+    "environments:status": "status",
+    "approvals:environment_history": "requests",
+}
 
 
 def _paths(world: World) -> dict[str, list[str]]:
@@ -170,6 +201,11 @@ def _paths(world: World) -> dict[str, list[str]]:
             reverse("environments:detail", args=[broken.slug]),
         ],
         "environments:refresh": [reverse("environments:refresh", args=[env.slug])],
+        "environments:status": [reverse("environments:status", args=[env.slug])],
+        "environments:first_read": [reverse("environments:first_read", args=[env.slug])],
+        "approvals:environment_history": [
+            reverse("approvals:environment_history", args=[env.slug])
+        ],
         "environments:sql": [reverse("environments:sql", args=[env.slug]) + "?target=c"],
         "environments:drift_revision": [reverse("environments:drift_revision", args=[env.slug])],
         "audit:detail": [reverse("audit:detail", args=[world.audit_seq])],
@@ -180,9 +216,14 @@ def _paths(world: World) -> dict[str, list[str]]:
         "approvals:approve": [reverse("approvals:approve", args=[open_.pk])],
         "approvals:reject": [reverse("approvals:reject", args=[open_.pk])],
         "approvals:cancel": [reverse("approvals:cancel", args=[open_.pk])],
+        "approvals:sql": [reverse("approvals:sql", args=[done.pk])],
+        "approvals:cancel_run": [reverse("approvals:cancel_run", args=[open_.pk])],
         "api:environment": [reverse("api:environment", kwargs={"slug": env.slug})],
         "api:request": [reverse("api:request", kwargs={"request_id": done.pk})],
         "api:requests_create": [reverse("api:requests")],
+        "api:request_approve": [reverse("api:request_approve", kwargs={"request_id": open_.pk})],
+        "api:request_reject": [reverse("api:request_reject", kwargs={"request_id": open_.pk})],
+        "api:not-found": ["/api/v1/no-such-endpoint"],
         "admin:environments_environment_change": [_admin("environments_environment_change", env)],
         "admin:environments_environment_delete": [_admin("environments_environment_delete", env)],
         "admin:audit_auditevent_change": [
@@ -238,7 +279,7 @@ def _post_data(world: World, name: str) -> dict[str, Any]:
 def _state(world: World, name: str) -> object:
     """What a POST to ``name`` would change, read from the database (None: nothing kept)."""
     from dashboard.api.models import ApiToken
-    from dashboard.approvals.models import Approval, MigrationRequest
+    from dashboard.approvals.models import Approval, MigrationRequest, Run
     from dashboard.audit.models import AuditEvent
     from dashboard.environments.models import Environment
 
@@ -247,6 +288,9 @@ def _state(world: World, name: str) -> object:
         "environments:refresh": lambda: (
             Environment.objects.get(pk=world.production.pk).status_refreshed_at
         ),
+        "environments:first_read": lambda: (
+            Environment.objects.get(pk=world.production.pk).status_refresh_queued_at
+        ),
         "approvals:create": lambda: MigrationRequest.objects.count(),
         "approvals:approve": lambda: (
             open_.get().status,
@@ -254,12 +298,21 @@ def _state(world: World, name: str) -> object:
         ),
         "approvals:reject": lambda: open_.get().status,
         "approvals:cancel": lambda: open_.get().status,
+        "approvals:cancel_run": lambda: Run.objects.filter(
+            cancel_requested_at__isnull=False
+        ).count(),
         "api:requests_create": lambda: MigrationRequest.objects.count(),
         "admin:environments_environment_change": lambda: list(
             Environment.objects.values_list("name", flat=True)
         ),
         "admin:environments_environment_delete": lambda: Environment.objects.count(),
         "admin:audit_auditevent_change": lambda: AuditEvent.objects.get(seq=world.audit_seq).action,
+        "audit:export_csv": lambda: AuditEvent.objects.filter(
+            action="dashboard.audit.exported"
+        ).count(),
+        "audit:export_jsonl": lambda: AuditEvent.objects.filter(
+            action="dashboard.audit.exported"
+        ).count(),
         "admin:approvals_migrationrequest_change": lambda: (
             MigrationRequest.objects.get(pk=world.done.pk).reason
         ),
