@@ -132,7 +132,18 @@ def plan_pin(*, environment: Environment, direction: str, target: str) -> Pinned
         raise PlanRefused(f"the plan's SQL cannot be rendered: {exc}") from None
     sql_by_rev = {part.revision: part.sql for part in parts}
     sql = "".join(part.sql for part in parts)
-    findings, destructive = _risk(parts, script, environment)
+    try:
+        # squawk only knows PostgreSQL, and SQLite's batch mode renders a column
+        # change as copy-and-drop: lint the PostgreSQL rendering, as the
+        # environment page does.
+        lint_parts = (
+            parts
+            if dialect == "postgresql"
+            else plan_sql(script, plan, dialect="postgresql", environment=environment)
+        )
+    except SQLRenderError:
+        lint_parts = parts
+    findings, destructive = _risk(lint_parts, script, environment)
     root = Path(script.dir)
     steps = [
         {

@@ -396,3 +396,40 @@ def test_the_lists_cost_the_same_queries_however_many_requests_there_are(
         _request(production, author)
     five = (queries(reverse("approvals:waiting"), lead), queries(reverse("approvals:mine"), author))
     assert five == one
+
+
+def test_a_request_pinned_from_a_live_read_is_not_stale_against_an_older_cached_status(
+    production: Any, developer: Any, lead: Any
+) -> None:
+    """The cache said base (read before someone migrated); the live read pins a."""
+    from dashboard.approvals.services.decisions import request_staleness
+
+    production.status_state = "pending"
+    production.current_heads = []
+    production.save()
+    request = _request(production, developer)
+    request.refresh_from_db()
+    production.refresh_from_db()
+
+    assert request.from_heads == ["a"] and production.current_heads == ["a"]
+    assert request_staleness(request) is None
+    page = _client(lead).get(reverse("approvals:detail", args=[request.pk]))
+    assert b"Stale:" not in page.content
+
+
+def test_a_sqlite_plan_is_linted_on_its_postgresql_rendering(
+    settings: Any, tmp_path: Path, developer: Any
+) -> None:
+    """SQLite's batch mode widens a column by copying the table: say what it means."""
+    from tests.dashboard import environments_helpers
+
+    settings.ALEMBIC_CONFIG = str(Path(__file__).resolve().parents[2] / "alembic.ini")
+    url = f"sqlite:///{tmp_path / 'dev.sqlite3'}"
+    environments_helpers.migrate_target(url, "7a3d18be60f4")
+    dev = make_environment(slug="dev", url=url, directory=tmp_path, required_approvals=1)
+    request = _request(dev, developer, target="0c5f7e3a9d28")
+
+    summary = [line for finding in request.findings for line in finding["summary"]]
+    assert "DROP TABLE user_sessions" in request.sql  # what SQLite runs (copy and move)
+    assert any("changes the type of user_sessions.ip_address" in line for line in summary)
+    assert not any(line.startswith("drops table user_sessions") for line in summary)

@@ -13,6 +13,7 @@ from dashboard.approvals.notifications import notify_approvers_on_commit
 from dashboard.approvals.planning import PinnedPlan, PlanRefused, TargetUnavailable, plan_pin
 from dashboard.approvals.services.dispatch import run_dispatch_on_commit
 from dashboard.environments.models import Environment
+from dashboard.environments.services import environment_status_from_heads
 
 __all__ = [
     "EnvironmentUnavailable",
@@ -40,8 +41,23 @@ class EnvironmentUnavailable(RequestRefused):
 def migration_request_preview(
     *, environment: Environment, direction: str, target: str
 ) -> PinnedPlan:
-    """The plan a request would pin right now. Writes nothing; raises ``PlanRefused``."""
-    return plan_pin(environment=environment, direction=direction, target=target)
+    """The plan a request would pin right now; raises ``PlanRefused``.
+
+    Writes only the environment's cached status (the heads just read live).
+    """
+    return _pin_live(environment=environment, direction=direction, target=target)
+
+
+def _pin_live(*, environment: Environment, direction: str, target: str) -> PinnedPlan:
+    """``plan_pin``, then the cached status takes the heads it read live.
+
+    Otherwise a cache older than the live read would make the new request look
+    stale at once (staleness is judged from the cached status).
+    """
+    plan = plan_pin(environment=environment, direction=direction, target=target)
+    if sorted(environment.current_heads or []) != sorted(plan.from_heads):
+        environment_status_from_heads(environment=environment, heads=plan.from_heads)
+    return plan
 
 
 def migration_request_create(
@@ -66,7 +82,7 @@ def migration_request_create(
         raise RequestRefused("a reason is required")
     _refuse_if_busy(environment)
     try:
-        plan = plan_pin(environment=environment, direction=direction, target=target.strip())
+        plan = _pin_live(environment=environment, direction=direction, target=target.strip())
     except TargetUnavailable as exc:
         raise EnvironmentUnavailable(str(exc)) from None
     except PlanRefused as exc:
