@@ -63,7 +63,7 @@ bench: $(STAMP)
 	for script in benchmarks/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 ## Run the browser journeys, then copy README's screenshots (viewport-sized PNGs) to docs/screenshots/.
-SCREENSHOTS := overview graph request-run audit-log
+SCREENSHOTS := overview control-room graph request-review request-run audit-log
 screenshots: $(STAMP)
 	$(BIN)/python -m pytest tests/browser/test_demo_tour.py tests/browser/test_approval_journey.py \
 		tests/browser/test_graph_journey.py tests/browser/test_environments_journey.py \

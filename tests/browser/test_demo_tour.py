@@ -99,8 +99,16 @@ def test_the_five_minute_tour(live_server: Any, browser: Any, demo: Worker) -> N
     detail = f"{base}/requests/{waiting.pk}/"
     for username in ("lead", "lead2"):
         lead = _login(browser, base, username)
+        if username == "lead":
+            # The control room (/admin/) leads to production's waiting request in one click.
+            lead.goto(f"{base}/admin/")
+            assert f"#{waiting.pk}" in lead.inner_text("#control-waiting")
+            _shot(lead, "control-room")
         lead.goto(detail)
         assert "destructive" in lead.inner_text("#decisions")
+        if username == "lead":
+            assert "8 revisions" in lead.inner_text("#risk-summary")
+            _shot(lead, "request-review")
         lead.fill("#id_comment", f"read the SQL, fine by {username}")
         lead.check("#id_sql_acknowledged")
         lead.click("#decision-form button:has-text('Approve')")
@@ -111,6 +119,8 @@ def test_the_five_minute_tour(live_server: Any, browser: Any, demo: Worker) -> N
     assert "8 of 8 revisions applied" in lead.inner_text("#run-progress")
     assert lead.locator("#run-timeline tbody tr").count() == 8
     assert DROP_COLUMN_REVISION in lead.inner_text("#run")
+    lead.locator("#status").scroll_into_view_if_needed()
+    lead.evaluate("window.scrollTo(0, document.querySelector('#status').offsetTop - 20)")
     _shot(lead, "request-run")
     lead.context.close()
 
