@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
@@ -306,3 +307,28 @@ def test_request_lists_use_the_shared_badges_and_dates(developer, lead) -> None:
     ]:
         assert f'data-status="{value}">{words}</span>' in html, value
     assert html.count(" UTC</time>") == 6  # DJANGO_TIME_ZONE defaults to UTC
+
+
+def test_a_page_someone_may_not_see_says_why_in_the_frame(make_user: Any) -> None:
+    from django.test import Client
+
+    developer = make_user("dev-user", "Developers")
+    client = Client()
+    client.force_login(developer)
+    page = client.get("/audit/")
+
+    assert page.status_code == 403
+    text = page.content.decode()
+    assert "Not allowed" in text and "signed in as <strong>dev-user</strong> (Developers)" in text
+    assert "Auditors read the audit log" in text and 'action="/admin/logout/"' in text
+
+
+def test_an_unknown_request_number_is_a_framed_not_found(make_user: Any) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(make_user("lead-user", "Tech leads"))
+    page = client.get("/requests/999999/")
+
+    assert page.status_code == 404
+    assert "No such request." in page.content.decode()
