@@ -55,6 +55,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from dashboard.audit.chain import CHAIN_FIELDS  # noqa: E402 -- pure Python, no Django
+
 ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -62,27 +64,8 @@ GOAL_MS = 50.0
 BEFORE_INDEXES = "0003_chain_verification_mode"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 STEP = timedelta(seconds=6)  # 10 M events over about two years
-COLUMNS = (
-    "seq",
-    "created_at",
-    "action",
-    "actor_type",
-    "actor_id",
-    "actor_username",
-    "actor_host",
-    "actor_pid",
-    "environment_id",
-    "environment_slug",
-    "request_id",
-    "from_revisions",
-    "to_revisions",
-    "sql_sha256",
-    "client_ip",
-    "user_agent",
-    "payload",
-    "prev_hash",
-    "hash",
-)
+# The chain's fields in export order, then the hash: COPY's column list.
+COLUMNS = (*CHAIN_FIELDS, "hash")
 RARE_REVISION = "beef0000cafe"
 
 

@@ -14,12 +14,20 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 
 
 class AppendOnlyError(RuntimeError):
     """Raised on any attempt to change or delete a run's log (its executed SQL)."""
+
+
+def database_now(offset: timedelta = timedelta(0)) -> ExpressionWrapper:
+    """The dashboard database's clock, shifted by ``offset``, for filters and updates.
+
+    Runs are timed on this clock only (never a worker's): see ``Run``.
+    """
+    return ExpressionWrapper(Now() + offset, output_field=models.DateTimeField())
 
 
 class MigrationRequest(models.Model):

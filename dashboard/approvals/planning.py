@@ -192,8 +192,8 @@ def _risk(
         {
             "revision": risk.revision,
             "badges": risk.badges,
-            "summary": risk.summary
-            + ([f"not linted: {risk.lint_unavailable}"] if risk.lint_unavailable else []),
+            "summary": risk.summary,
+            "lint_unavailable": risk.lint_unavailable,  # why squawk could not lint it ("" if it did)
             "lint": [
                 {"rule": f.rule, "level": f.level, "message": f.message, "statement": f.statement}
                 for f in risk.findings

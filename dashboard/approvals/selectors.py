@@ -128,7 +128,6 @@ def request_counts() -> dict[str, int]:
 
 # --- the request page ---------------------------------------------------------------
 
-NOT_LINTED = "not linted: "  # how planning.py pins "squawk could not run" per revision
 PHASE_WORDS = {"claimed": "starting", "done": "finished"}
 
 
@@ -155,22 +154,15 @@ def pinned_risk_summary(
 ) -> PlanRiskSummary:
     """The one-glance risk of a pinned plan; "squawk could not run" said once, in plain words.
 
-    ``planning.py`` pins the reason on every revision ("not linted: squawk is
-    not installed"); the page says it once above the revisions, and each
-    revision keeps its *lint unavailable* badge.
+    Every revision pins why squawk could not lint it (``lint_unavailable``);
+    the page says it once above the revisions, and each revision keeps its
+    *lint unavailable* badge.
     """
-    reasons: dict[str, None] = {}
-    kept = []
-    for item in findings:
-        lines = [str(line) for line in item.get("summary") or ()]
-        reasons.update(
-            (line.removeprefix(NOT_LINTED), None) for line in lines if line.startswith(NOT_LINTED)
-        )
-        kept.append(
-            {**item, "summary": [line for line in lines if not line.startswith(NOT_LINTED)]}
-        )
+    reasons = {
+        str(item["lint_unavailable"]): None for item in findings if item.get("lint_unavailable")
+    }
     summary = plan_risk_summary(
-        findings=kept, revision_count=revisions, environment=environment, sql=sql
+        findings=list(findings), revision_count=revisions, environment=environment, sql=sql
     )
     if reasons:
         summary.notes.append(

@@ -210,3 +210,68 @@ def drop_queue_keys(redis_url: str, queue: str) -> None:
     for key in client.scan_iter(f"*{queue}*"):
         client.delete(key)
     client.close()
+
+
+# --- what execution tests do and ask, the same way everywhere ----------------------------
+
+RUN_TIMEOUT = 60
+
+
+def create_request(env: Any, user: Any, target: str, direction: str = "upgrade") -> Any:
+    """A request through the service, as a developer's form would make it."""
+    from dashboard.approvals.services.requests import migration_request_create
+
+    return migration_request_create(
+        environment=env, actor=user, direction=direction, target=target, reason="release 42"
+    )
+
+
+def approve(user: Any, request: Any, **data: str) -> Any:
+    """``user`` approves through the page (a POST, as the browser sends it); it must be taken."""
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(user)
+    response = client.post(reverse("approvals:approve", args=[request.pk]), data)
+    assert response.status_code == 302, response.content[:500]
+    return response
+
+
+def request_ended(request: Any, timeout: float = RUN_TIMEOUT) -> Any:
+    """Wait until the request is in an end state; return it refreshed."""
+
+    def check() -> Any:
+        request.refresh_from_db()
+        return request if request.status in request.ENDED_STATUSES else None
+
+    return wait_for(check, timeout=timeout, interval=0.2)
+
+
+def run_migrating(request: Any) -> Any:
+    """Wait until the request's run has started its DDL; return the run."""
+    from dashboard.approvals.models import Run
+
+    def check() -> Any:
+        return Run.objects.filter(request=request, ddl_started_at__isnull=False).first()
+
+    return wait_for(check, timeout=RUN_TIMEOUT, interval=0.1)
+
+
+def audit_actions(request: Any) -> list[str]:
+    """The request's audit event codes in chain order."""
+    from dashboard.audit.models import AuditEvent
+
+    events = AuditEvent.objects.filter(request_id=request.pk).order_by("seq")
+    return list(events.values_list("action", flat=True))
+
+
+def target_lock_holder(url: str) -> object:
+    """Who holds the migration lock of the target at ``url`` (None: nobody)."""
+    from dashboard.migrator.locks import advisory_lock_key, find_advisory_lock_holder
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        holder = find_advisory_lock_holder(conn, advisory_lock_key("public.alembic_version"))
+    engine.dispose()
+    return holder

@@ -19,25 +19,28 @@ from typing import Any
 
 import pytest
 from django.db import connection as django_connection
-from django.test import Client
-from django.urls import reverse
 from sqlalchemy import create_engine, pool, text
 
 from dashboard.approvals import transitions
 from dashboard.approvals.models import AppendOnlyError, MigrationRequest, Run, RunLogLine
 from dashboard.approvals.services.recovery import run_cancel, runs_reap
-from dashboard.approvals.services.requests import migration_request_create
 from dashboard.audit.models import AuditEvent
-from dashboard.migrator.locks import advisory_lock_key, find_advisory_lock_holder
+from dashboard.migrator.locks import advisory_lock_key
 from dashboard.migrator.runner import executed_sql_sha256
 from tests.dashboard.approvals_support import (
     HEARTBEAT_SECONDS,
     Worker,
+    approve,
+    audit_actions,
     broker,
+    create_request,
     drop_queue_keys,
     make_environment,
     migrate_target,
+    request_ended,
+    run_migrating,
     target_heads,
+    target_lock_holder,
     wait_for,
 )
 from tests.migrator.execution_project import SLOW_SECONDS, throwaway_postgres, write_project
@@ -90,46 +93,6 @@ def production(target_url: str, tmp_path: Path) -> Any:
     )
 
 
-def _approve(user: Any, request: MigrationRequest, **data: str) -> Any:
-    client = Client()
-    client.force_login(user)
-    return client.post(reverse("approvals:approve", args=[request.pk]), data)
-
-
-def _ended(request: MigrationRequest, timeout: float = RUN_TIMEOUT) -> MigrationRequest:
-    def check() -> MigrationRequest | None:
-        request.refresh_from_db()
-        return request if request.status in MigrationRequest.ENDED_STATUSES else None
-
-    return wait_for(check, timeout=timeout, interval=0.2)
-
-
-def _migrating(request: MigrationRequest) -> Run:
-    def check() -> Run | None:
-        return Run.objects.filter(request=request, ddl_started_at__isnull=False).first()
-
-    return wait_for(check, timeout=RUN_TIMEOUT, interval=0.1)
-
-
-def _actions(request: MigrationRequest) -> list[str]:
-    events = AuditEvent.objects.filter(request_id=request.pk).order_by("seq")
-    return list(events.values_list("action", flat=True))
-
-
-def _lock_holder(url: str) -> object:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.connect() as conn:
-        holder = find_advisory_lock_holder(conn, advisory_lock_key("public.alembic_version"))
-    engine.dispose()
-    return holder
-
-
-def _create(env: Any, user: Any, target: str, direction: str = "upgrade") -> MigrationRequest:
-    return migration_request_create(
-        environment=env, actor=user, direction=direction, target=target, reason="release 42"
-    )
-
-
 # --- 1. liveness is the database's clock and the target's lock ------------------------
 
 
@@ -154,9 +117,9 @@ def test_a_run_whose_heartbeats_are_late_is_not_reaped_while_its_session_holds_t
     try:
         migrate_target(project_ini, target_url, "c")
         with broker(REDIS, f"{queue}-late"):
-            request = _create(production, developer, "slow")
-            _approve(lead, request)
-        _migrating(request)
+            request = create_request(production, developer, "slow")
+            approve(lead, request)
+        run_migrating(request)
         reaped: list[int] = []
         deadline = time.monotonic() + SLOW_SECONDS + 20
         while time.monotonic() < deadline:
@@ -171,7 +134,7 @@ def test_a_run_whose_heartbeats_are_late_is_not_reaped_while_its_session_holds_t
 
     assert reaped == []
     assert request.status == "succeeded" and request.run.final_heads == ["slow"]
-    assert _actions(request)[-2:] == ["dashboard.run.started", "dashboard.run.succeeded"]
+    assert audit_actions(request)[-2:] == ["dashboard.run.started", "dashboard.run.succeeded"]
     assert target_heads(target_url) == ("slow",)
 
 
@@ -179,9 +142,9 @@ def test_a_worker_that_finishes_after_being_reaped_records_the_truth(
     worker: Worker, production: Any, target_url: str, project_ini: Path, developer: Any, lead: Any
 ) -> None:
     migrate_target(project_ini, target_url, "c")
-    request = _create(production, developer, "slow")
-    _approve(lead, request)
-    run = _migrating(request)
+    request = create_request(production, developer, "slow")
+    approve(lead, request)
+    run = run_migrating(request)
     # A reaper that gave up on the run (a partition, an old dashboard version).
     transitions.run_finished(
         run,
@@ -191,7 +154,7 @@ def test_a_worker_that_finishes_after_being_reaped_records_the_truth(
     )
 
     def corrected() -> bool:
-        return "dashboard.run.corrected" in _actions(request)
+        return "dashboard.run.corrected" in audit_actions(request)
 
     wait_for(corrected, timeout=RUN_TIMEOUT)
     request.refresh_from_db()
@@ -232,8 +195,8 @@ def test_a_run_waiting_to_retry_the_lock_is_not_reaped_and_a_lost_retry_is_sent_
     second = None
     try:
         with broker(REDIS, f"{queue}-retry"):
-            request = _create(production, developer, "c")
-            _approve(lead, request)
+            request = create_request(production, developer, "c")
+            approve(lead, request)
             wait_for(
                 lambda: Run.objects.filter(request=request, retry_at__isnull=False), timeout=30
             )
@@ -247,7 +210,7 @@ def test_a_run_waiting_to_retry_the_lock_is_not_reaped_and_a_lost_retry_is_sent_
             second = Worker(
                 broker_url=REDIS, queue=f"{queue}-retry", ini=project_ini, log=tmp_path / "2.log"
             )
-            ended = _ended(request)
+            ended = request_ended(request)
     finally:
         for process in (first, second):
             if process:
@@ -273,21 +236,21 @@ def test_a_tech_lead_cancels_a_running_migration_and_the_target_is_unchanged(
     lead: Any,
 ) -> None:
     migrate_target(project_ini, target_url, "c")
-    request = _create(production, developer, "slow")
-    _approve(lead, request)
-    _migrating(request)
+    request = create_request(production, developer, "slow")
+    approve(lead, request)
+    run_migrating(request)
 
     said = run_cancel(request=request, actor=lead)
-    ended = _ended(request, timeout=SLOW_SECONDS + 10)
+    ended = request_ended(request, timeout=SLOW_SECONDS + 10)
 
     assert "cancelling" in said
     assert ended.status == "cancelled" and ended.run.reason == "cancelled"
     assert ended.run.final_heads == ["c"] and ended.run.committed == []
     assert target_heads(target_url) == ("c",)
     assert ended.run.log_lines.filter(text__contains="cancelled the run's session").exists()
-    actions = _actions(request)
+    actions = audit_actions(request)
     assert actions[-2:] == ["dashboard.run.cancel_requested", "dashboard.run.cancelled"]
-    wait_for(lambda: _lock_holder(target_url) is None, timeout=10)
+    wait_for(lambda: target_lock_holder(target_url) is None, timeout=10)
 
 
 def test_a_developer_cannot_cancel_a_run(
@@ -295,7 +258,7 @@ def test_a_developer_cannot_cancel_a_run(
 ) -> None:
     from django.core.exceptions import PermissionDenied
 
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     with pytest.raises(PermissionDenied):
         run_cancel(request=request, actor=developer)
 
@@ -311,9 +274,9 @@ def test_a_run_past_its_deadline_is_stopped_and_rolled_back(
     migrate_target(project_ini, target_url, "c")
     production.run_timeout = timedelta(seconds=2)
     production.save()
-    request = _create(production, developer, "slow")
-    _approve(lead, request)
-    ended = _ended(request, timeout=SLOW_SECONDS + 15)
+    request = create_request(production, developer, "slow")
+    approve(lead, request)
+    ended = request_ended(request, timeout=SLOW_SECONDS + 15)
 
     assert ended.status == "failed" and ended.run.reason == "run_timeout"
     assert "run timeout" in ended.run.error
@@ -327,9 +290,9 @@ def test_a_run_past_its_deadline_is_stopped_and_rolled_back(
 def test_the_run_records_the_hash_of_the_sql_it_sent_and_keeps_it(
     worker: Worker, production: Any, target_url: str, developer: Any, lead: Any
 ) -> None:
-    request = _create(production, developer, "c")
-    _approve(lead, request)
-    run = _ended(request).run
+    request = create_request(production, developer, "c")
+    approve(lead, request)
+    run = request_ended(request).run
 
     sent = list(run.log_lines.filter(kind="sql").order_by("id").values_list("text", flat=True))
     event = AuditEvent.objects.get(request_id=request.pk, action="dashboard.run.succeeded")
@@ -414,10 +377,10 @@ def test_mail_to_a_silent_smtp_server_does_not_keep_the_target_locked(
     try:
         with broker(REDIS, runs_queue):
             settings.DASHBOARD_IO_QUEUE = io_queue
-            request = _create(production, developer, "c")
-            _approve(lead, request)
-            ended = _ended(request)
-            holder_right_after = _lock_holder(target_url)
+            request = create_request(production, developer, "c")
+            approve(lead, request)
+            ended = request_ended(request)
+            holder_right_after = target_lock_holder(target_url)
             wait_for(lambda: len(smtp.clients) >= 2, timeout=30)  # approvers', then requester's
     finally:
         for process in workers:
@@ -436,11 +399,11 @@ def test_mail_to_a_silent_smtp_server_does_not_keep_the_target_locked(
 def test_settings_changed_after_the_request_are_refused_as_stale(
     worker: Worker, production: Any, target_url: str, developer: Any, lead: Any
 ) -> None:
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     production.lock_timeout = timedelta(seconds=30)  # someone relaxed production's guard
     production.save()
-    _approve(lead, request)
-    ended = _ended(request)
+    approve(lead, request)
+    ended = request_ended(request)
 
     assert ended.status == "failed" and ended.run.reason == "settings_changed"
     assert "lock_timeout_ms: 2000 → 30000" in ended.run.error
@@ -474,8 +437,10 @@ def test_two_runs_on_a_thread_pool_worker_each_reach_their_own_database(
                     )
                 )
             with broker(REDIS, f"{queue}-threads"):
-                requests = [_create(env, developer, "slow") for env in envs]
-                ended = [_ended(request, timeout=3 * SLOW_SECONDS + 40) for request in requests]
+                requests = [create_request(env, developer, "slow") for env in envs]
+                ended = [
+                    request_ended(request, timeout=3 * SLOW_SECONDS + 40) for request in requests
+                ]
             heads = [target_heads(url_a), target_heads(url_b)]
             tables = []
             for url in (url_a, url_b):

@@ -23,15 +23,15 @@ from django.urls import reverse
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from dashboard.approvals.models import MigrationRequest, Run
+from dashboard.approvals.models import Run
 from dashboard.approvals.services.execution import run_execute, run_start
 from dashboard.approvals.services.recovery import runs_reap
-from dashboard.approvals.services.requests import migration_request_create
-from dashboard.audit.models import AuditEvent
 from tests.dashboard.approvals_support import (
     HEARTBEAT_SECONDS,
     Worker,
+    audit_actions,
     broker,
+    create_request,
     drop_queue_keys,
     make_environment,
     migrate_target,
@@ -57,17 +57,6 @@ def alembic_project(settings: Any, project_ini: Path) -> None:
     settings.DASHBOARD_RUN_REAP_AFTER = timedelta(seconds=6 * HEARTBEAT_SECONDS)
 
 
-def _create(env: Any, user: Any, target: str) -> MigrationRequest:
-    return migration_request_create(
-        environment=env, actor=user, direction="upgrade", target=target, reason="release 42"
-    )
-
-
-def _actions(request: MigrationRequest) -> list[str]:
-    events = AuditEvent.objects.filter(request_id=request.pk).order_by("seq")
-    return list(events.values_list("action", flat=True))
-
-
 # --- 10. PgBouncer in transaction mode defeats the lock: refused -----------------------
 
 
@@ -84,7 +73,7 @@ def test_a_transaction_pooling_pgbouncer_is_refused_and_a_session_pool_is_not(
             dev = make_environment(
                 slug="dev", url=url, directory=tmp_path, required_approvals=0, group=None
             )
-            request = _create(dev, developer, "c")
+            request = create_request(dev, developer, "c")
             run = run_execute(run_id=run_start(request_id=request.pk).pk)
             heads = target_heads(direct_url)
     finally:
@@ -165,7 +154,7 @@ def test_a_silent_network_ends_the_run_frees_the_target_and_the_outcome_is_settl
         )
         try:
             with broker(REDIS, queue):
-                request = _create(production, developer, "slow")
+                request = create_request(production, developer, "slow")
                 client = Client()
                 client.force_login(lead)
                 client.post(reverse("approvals:approve", args=[request.pk]))
@@ -203,6 +192,6 @@ def test_a_silent_network_ends_the_run_frees_the_target_and_the_outcome_is_settl
     assert reaped == [] and request.status == "failed"
     assert request.run.final_heads == ["c"] and request.run.committed == []
     assert heads == ("c",)  # rolled back: all or nothing
-    actions = _actions(request)
+    actions = audit_actions(request)
     assert actions[-2:] == ["dashboard.run.unknown", "dashboard.run.settled"]
     assert "settled from the heads" in request.run.error

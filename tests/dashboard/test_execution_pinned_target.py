@@ -10,27 +10,9 @@ import pytest
 from dashboard.approvals.services.execution import run_execute, run_start
 from dashboard.approvals.services.requests import migration_request_create
 from tests.dashboard.approvals_support import make_environment, migrate_target, target_heads
-from tests.migrator.execution_project import write_project
+from tests.migrator.execution_project import LATE_REVISION, write_project
 
 pytestmark = pytest.mark.django_db
-
-LATE_REVISION = '''"""revision d, written after the approval"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "d"
-down_revision = "c"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table("unreviewed", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("unreviewed")
-'''
 
 
 @pytest.fixture

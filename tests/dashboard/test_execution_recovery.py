@@ -18,12 +18,13 @@ from django.contrib.auth.models import Group
 from django.db import connection as django_connection
 
 from dashboard.approvals import transitions
-from dashboard.approvals.models import MigrationRequest, Run
+from dashboard.approvals.models import Run, database_now
 from dashboard.approvals.services.recovery import runs_reap
-from dashboard.approvals.services.requests import migration_request_create
 from dashboard.audit.models import AuditEvent
 from tests.dashboard.approvals_support import (
     HEARTBEAT_SECONDS,
+    audit_actions,
+    create_request,
     make_environment,
     migrate_target,
 )
@@ -57,17 +58,6 @@ def production(target_url: str, tmp_path: Path) -> Any:
     )
 
 
-def _actions(request: MigrationRequest) -> list[str]:
-    events = AuditEvent.objects.filter(request_id=request.pk).order_by("seq")
-    return list(events.values_list("action", flat=True))
-
-
-def _create(env: Any, user: Any, target: str, direction: str = "upgrade") -> MigrationRequest:
-    return migration_request_create(
-        environment=env, actor=user, direction=direction, target=target, reason="release 42"
-    )
-
-
 def test_a_killed_worker_after_its_commit_is_recorded_as_succeeded(
     production: Any,
     target_url: str,
@@ -79,24 +69,19 @@ def test_a_killed_worker_after_its_commit_is_recorded_as_succeeded(
     from dashboard.approvals.services.decisions import migration_request_approve
 
     migrate_target(project_ini, target_url, "c")
-    request = migration_request_approve(request=_create(production, developer, "slow"), actor=lead)
+    request = migration_request_approve(
+        request=create_request(production, developer, "slow"), actor=lead
+    )
     run = transitions.run_claimed(request, worker="gone-worker:1")
     migrate_target(project_ini, target_url, "slow")  # its COMMIT got through, then it died
     Run.objects.filter(pk=run.pk).update(
-        heartbeat_at=django_now_minus(seconds=10 * HEARTBEAT_SECONDS)
+        heartbeat_at=database_now(-timedelta(seconds=10 * HEARTBEAT_SECONDS))
     )
 
     assert runs_reap() == [run.pk]
     run.refresh_from_db()
     assert run.outcome == "succeeded" and run.final_heads == ["slow"]
     assert run.committed == ["slow"] and "whole plan applied" in run.error
-
-
-def django_now_minus(*, seconds: float) -> Any:
-    from django.db.models import DateTimeField, ExpressionWrapper
-    from django.db.models.functions import Now
-
-    return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
 
 
 def test_an_approval_by_someone_who_lost_the_role_does_not_count_at_run_start(
@@ -107,7 +92,7 @@ def test_an_approval_by_someone_who_lost_the_role_does_not_count_at_run_start(
 
     production.required_approvals = 2
     production.save()
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     migration_request_approve(request=request, actor=lead)
     migration_request_approve(request=request, actor=lead2)
     request.refresh_from_db()
@@ -120,7 +105,7 @@ def test_an_approval_by_someone_who_lost_the_role_does_not_count_at_run_start(
     request.refresh_from_db()
     assert request.status == "pending" and not Run.objects.filter(request=request).exists()
     assert "1 of 2 approvals still count (lead2 may no longer approve)" in request.status_note
-    assert _actions(request)[-1] == "dashboard.request.reopened"
+    assert audit_actions(request)[-1] == "dashboard.request.reopened"
 
 
 def test_a_policy_raised_after_the_request_applies_to_it(
@@ -130,7 +115,7 @@ def test_a_policy_raised_after_the_request_applies_to_it(
 
     production.required_approvals = 1
     production.save()
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     production.required_approvals = 2
     production.save()
     migration_request_approve(request=request, actor=lead)
@@ -178,7 +163,7 @@ def test_a_failure_that_quotes_the_url_is_stored_scrubbed(
             migrate_target(project_ini, url, "c")
             from dashboard.approvals.services.execution import run_execute, run_start
 
-            request = _create(dev, developer, "leaky")
+            request = create_request(dev, developer, "leaky")
             run = run_execute(run_id=run_start(request_id=request.pk).pk)
     finally:
         leaky.unlink()
@@ -196,7 +181,9 @@ def test_an_unknown_outcome_is_settled_by_the_next_status_read(
     from dashboard.approvals.services.decisions import migration_request_approve
     from dashboard.environments.services import environment_status_refresh
 
-    request = migration_request_approve(request=_create(production, developer, "c"), actor=lead)
+    request = migration_request_approve(
+        request=create_request(production, developer, "c"), actor=lead
+    )
     run = transitions.run_claimed(request, worker="partitioned:1")
     migrate_target(project_ini, target_url, "c")  # the COMMIT got through; the reply did not
     transitions.run_finished(
@@ -214,7 +201,7 @@ def test_an_unknown_outcome_is_settled_by_the_next_status_read(
     run.refresh_from_db()
     assert request.status == "succeeded" and run.final_heads == ["c"]
     assert run.committed == ["a", "b", "c"]
-    assert _actions(request)[-2:] == ["dashboard.run.unknown", "dashboard.run.settled"]
+    assert audit_actions(request)[-2:] == ["dashboard.run.unknown", "dashboard.run.settled"]
     settled = AuditEvent.objects.get(request_id=request.pk, action="dashboard.run.settled")
     assert settled.payload["source"] == "status read"
 
@@ -223,7 +210,7 @@ def _create_refusal(env: Any, user: Any) -> str:
     from dashboard.approvals.services.requests import RequestRefused
 
     try:
-        _create(env, user, "c", direction="downgrade")
+        create_request(env, user, "c", direction="downgrade")
     except RequestRefused as exc:
         return str(exc)
     return ""
@@ -236,7 +223,9 @@ def test_a_dashboard_database_blink_while_recording_does_not_turn_success_into_f
     from dashboard.approvals.services.recording import RunRecorder, record_outcome
     from dashboard.approvals.services.watchdog import RunWatchdog
 
-    request = migration_request_approve(request=_create(production, developer, "c"), actor=lead)
+    request = migration_request_approve(
+        request=create_request(production, developer, "c"), actor=lead
+    )
     run = transitions.run_claimed(request, worker="w:1")
     django_connection.ensure_connection()
     django_connection.connection.close()  # the dashboard database drops our connection

@@ -19,21 +19,24 @@ from django.urls import reverse
 from sqlalchemy import create_engine, pool, text
 
 from dashboard.approvals import transitions
-from dashboard.approvals.models import Approval, MigrationRequest, Run
+from dashboard.approvals.models import Approval, Run
 from dashboard.approvals.services.dispatch import run_dispatch_on_commit
 from dashboard.approvals.services.recovery import runs_reap
-from dashboard.approvals.services.requests import migration_request_create
 from dashboard.approvals.tasks import execute_request
-from dashboard.audit.models import AuditEvent
-from dashboard.migrator.locks import advisory_lock_key, find_advisory_lock_holder
+from dashboard.migrator.locks import advisory_lock_key
 from tests.dashboard.approvals_support import (
     HEARTBEAT_SECONDS,
     Worker,
+    approve,
+    audit_actions,
     broker,
+    create_request,
     drop_queue_keys,
     make_environment,
     migrate_target,
+    request_ended,
     target_heads,
+    target_lock_holder,
     wait_for,
 )
 from tests.migrator.execution_project import throwaway_postgres, write_project
@@ -83,54 +86,20 @@ def production(target_url: str, tmp_path: Path) -> Any:
     return make_environment(slug="production", url=target_url, directory=tmp_path)
 
 
-def _approve(user: Any, request: MigrationRequest, **data: str) -> None:
-    client = Client()
-    client.force_login(user)
-    response = client.post(reverse("approvals:approve", args=[request.pk]), data)
-    assert response.status_code == 302
-
-
-def _ended(request: MigrationRequest) -> MigrationRequest:
-    def check() -> MigrationRequest | None:
-        request.refresh_from_db()
-        return request if request.status in MigrationRequest.ENDED_STATUSES else None
-
-    return wait_for(check, timeout=RUN_TIMEOUT, interval=0.2)
-
-
-def _actions(request: MigrationRequest) -> list[str]:
-    events = AuditEvent.objects.filter(request_id=request.pk).order_by("seq")
-    return list(events.values_list("action", flat=True))
-
-
-def _lock_holder(url: str) -> object:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.connect() as conn:
-        holder = find_advisory_lock_holder(conn, advisory_lock_key("public.alembic_version"))
-    engine.dispose()
-    return holder
-
-
-def _create(env: Any, user: Any, target: str, direction: str = "upgrade") -> MigrationRequest:
-    return migration_request_create(
-        environment=env, actor=user, direction=direction, target=target, reason="release 42"
-    )
-
-
 def test_a_production_upgrade_and_downgrade_with_two_approvals(
     worker: Worker, production: Any, target_url: str, developer: Any, lead: Any, lead2: Any
 ) -> None:
-    upgrade = _create(production, developer, "c")
-    _approve(lead, upgrade)
-    _approve(lead2, upgrade)
+    upgrade = create_request(production, developer, "c")
+    approve(lead, upgrade)
+    approve(lead2, upgrade)
 
-    assert _ended(upgrade).status == "succeeded", upgrade.run.error
+    assert request_ended(upgrade).status == "succeeded", upgrade.run.error
     assert target_heads(target_url) == ("c",)
     run = upgrade.run
     assert run.final_heads == ["c"] and run.committed == ["a", "b", "c"] == run.applied
     assert [p.revision for p in run.progress.all()] == ["a", "b", "c"]
     assert run.log_lines.filter(kind="sql", text__contains="CREATE TABLE tags").exists()
-    assert _actions(upgrade) == [
+    assert audit_actions(upgrade) == [
         "dashboard.request.created",
         "dashboard.request.approved",
         "dashboard.request.approved",
@@ -138,19 +107,19 @@ def test_a_production_upgrade_and_downgrade_with_two_approvals(
         "dashboard.run.succeeded",
     ]
 
-    downgrade = _create(production, developer, "a", "downgrade")
-    _approve(lead, downgrade, sql_acknowledged="on")
-    _approve(lead2, downgrade, sql_acknowledged="on")
+    downgrade = create_request(production, developer, "a", "downgrade")
+    approve(lead, downgrade, sql_acknowledged="on")
+    approve(lead2, downgrade, sql_acknowledged="on")
 
-    assert _ended(downgrade).status == "succeeded", downgrade.run.error
+    assert request_ended(downgrade).status == "succeeded", downgrade.run.error
     assert target_heads(target_url) == ("a",)
-    assert _actions(downgrade)[-2:] == ["dashboard.run.started", "dashboard.run.succeeded"]
+    assert audit_actions(downgrade)[-2:] == ["dashboard.run.started", "dashboard.run.succeeded"]
 
 
 def test_two_approvers_at_the_same_instant_make_one_task_and_one_run(
     worker: Worker, production: Any, developer: Any, lead: Any, lead2: Any
 ) -> None:
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 
@@ -168,24 +137,24 @@ def test_two_approvers_at_the_same_instant_make_one_task_and_one_run(
         thread.join(timeout=30)
 
     assert statuses == [302, 302]
-    assert _ended(request).status == "succeeded"
+    assert request_ended(request).status == "succeeded"
     assert request.dispatch_attempts == 1
     assert Run.objects.filter(request=request).count() == 1
-    assert _actions(request).count("dashboard.run.started") == 1
+    assert audit_actions(request).count("dashboard.run.started") == 1
 
 
 def test_the_same_task_delivered_twice_runs_once(
     worker: Worker, target_url: str, tmp_path: Path, developer: Any
 ) -> None:
     dev = make_environment(slug="dev", url=target_url, directory=tmp_path, required_approvals=0)
-    request = _create(dev, developer, "c")  # approved at once, dispatched after commit
+    request = create_request(dev, developer, "c")  # approved at once, dispatched after commit
     execute_request.apply_async(args=[request.pk])
     execute_request.apply_async(args=[request.pk])
 
-    assert _ended(request).status == "succeeded"
+    assert request_ended(request).status == "succeeded"
     time.sleep(1)  # let the duplicates be consumed
     assert Run.objects.filter(request=request).count() == 1
-    assert _actions(request).count("dashboard.run.started") == 1
+    assert audit_actions(request).count("dashboard.run.started") == 1
     assert target_heads(target_url) == ("c",)
 
 
@@ -201,14 +170,14 @@ def test_a_table_lock_makes_the_run_fail_on_lock_timeout(
     migrate_target(project_ini, target_url, "a")
     production.lock_timeout = timedelta(milliseconds=500)
     production.save()
-    request = _create(production, developer, "b")
+    request = create_request(production, developer, "b")
     blocker_engine = create_engine(target_url, poolclass=pool.NullPool)
     blocker = blocker_engine.connect()
     blocker.execute(text("LOCK TABLE items IN ACCESS EXCLUSIVE MODE"))
     try:
-        _approve(lead, request)
-        _approve(lead2, request)
-        _ended(request)
+        approve(lead, request)
+        approve(lead2, request)
+        request_ended(request)
     finally:
         blocker.rollback()
         blocker.close()
@@ -218,7 +187,7 @@ def test_a_table_lock_makes_the_run_fail_on_lock_timeout(
     assert request.run.reason == "lock_timeout"
     assert "lock timeout at revision b" in request.run.error
     assert target_heads(target_url) == ("a",)
-    assert _actions(request)[-1] == "dashboard.run.failed"
+    assert audit_actions(request)[-1] == "dashboard.run.failed"
 
 
 def test_a_failing_revision_rolls_the_whole_plan_back(
@@ -231,11 +200,11 @@ def test_a_failing_revision_rolls_the_whole_plan_back(
     lead2: Any,
 ) -> None:
     migrate_target(project_ini, target_url, "a")
-    request = _create(production, developer, "boom")  # b, c, boom
-    _approve(lead, request)
-    _approve(lead2, request)
+    request = create_request(production, developer, "boom")  # b, c, boom
+    approve(lead, request)
+    approve(lead2, request)
 
-    assert _ended(request).status == "failed"
+    assert request_ended(request).status == "failed"
     assert "boom: this revision always fails" in request.run.error
     assert target_heads(target_url) == ("a",)
     assert request.run.committed == [] and request.run.final_heads == ["a"]
@@ -251,14 +220,14 @@ def test_files_edited_after_approval_are_refused(
     lead: Any,
     lead2: Any,
 ) -> None:
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     revision_file = project_ini.parent / "versions" / "b_revision.py"
     original = revision_file.read_text()
     revision_file.write_text(original + "\n# edited after approval\n")
     try:
-        _approve(lead, request)
-        _approve(lead2, request)
-        _ended(request)
+        approve(lead, request)
+        approve(lead2, request)
+        request_ended(request)
     finally:
         revision_file.write_text(original)
 
@@ -277,13 +246,13 @@ def test_an_environment_moved_after_approval_is_a_stale_plan(
     lead: Any,
     lead2: Any,
 ) -> None:
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     migrate_target(project_ini, target_url, "a")  # someone else moved it
 
-    _approve(lead, request)
-    _approve(lead2, request)
+    approve(lead, request)
+    approve(lead2, request)
 
-    assert _ended(request).status == "failed"
+    assert request_ended(request).status == "failed"
     assert request.run.reason == "stale_plan"
     assert "stale plan" in request.run.error
     assert target_heads(target_url) == ("a",)
@@ -300,9 +269,9 @@ def test_a_second_request_cannot_be_approved_while_another_runs_and_goes_stale_a
     migrate_target(project_ini, target_url, "c")
     production.required_approvals = 1
     production.save()
-    first = _create(production, developer, "slow")
-    second = _create(production, developer, "slow")
-    _approve(lead, first)
+    first = create_request(production, developer, "slow")
+    second = create_request(production, developer, "slow")
+    approve(lead, first)
     wait_for(lambda: Run.objects.filter(request=first, ddl_started_at__isnull=False), timeout=30)
 
     client = Client()
@@ -312,11 +281,11 @@ def test_a_second_request_cannot_be_approved_while_another_runs_and_goes_stale_a
     assert f"request #{first.pk} for production is running".encode() in page.content
     second.refresh_from_db()
     assert second.status == "pending" and second.approvals.count() == 0
-    assert _ended(first).status == "succeeded"
+    assert request_ended(first).status == "succeeded"
     # The run moved production from c to slow: the waiting request's plan is stale now.
-    assert _ended(second).status == "stale"
+    assert request_ended(second).status == "stale"
     assert "moved from c to slow" in second.status_note
-    assert _actions(second)[-1] == "dashboard.request.stale"
+    assert audit_actions(second)[-1] == "dashboard.request.stale"
 
 
 def test_two_requests_approved_at_once_never_run_together(
@@ -336,8 +305,8 @@ def test_two_requests_approved_at_once_never_run_together(
         migrate_target(project_ini, target_url, "c")
         production.required_approvals = 1
         production.save()
-        first = _create(production, developer, "slow")
-        second = _create(production, developer, "slow")
+        first = create_request(production, developer, "slow")
+        second = create_request(production, developer, "slow")
         with transaction.atomic():
             for request in (first, second):
                 Approval.objects.create(
@@ -347,7 +316,7 @@ def test_two_requests_approved_at_once_never_run_together(
                     request, actor=lead, http_request=None, approvals=1, final=True
                 )
                 run_dispatch_on_commit(request_id=request.pk)
-        ended = [_ended(first), _ended(second)]
+        ended = [request_ended(first), request_ended(second)]
     finally:
         second_worker.stop()
 
@@ -374,9 +343,9 @@ def test_a_killed_worker_leaves_the_target_unchanged_and_the_run_interrupted(
     try:
         migrate_target(project_ini, target_url, "c")
         with broker(REDIS, f"{queue}-chaos"):
-            request = _create(production, developer, "slow")
-            _approve(lead, request)
-            _approve(lead2, request)
+            request = create_request(production, developer, "slow")
+            approve(lead, request)
+            approve(lead2, request)
 
         def migrating() -> bool:
             run = Run.objects.filter(request=request).first()
@@ -397,8 +366,8 @@ def test_a_killed_worker_leaves_the_target_unchanged_and_the_run_interrupted(
     assert reap_delay <= 2 * HEARTBEAT_SECONDS
     assert request.status == "interrupted"
     assert request.run.final_heads == ["c"]
-    assert _actions(request)[-1] == "dashboard.run.interrupted"
-    wait_for(lambda: _lock_holder(target_url) is None, timeout=10)
+    assert audit_actions(request)[-1] == "dashboard.run.interrupted"
+    wait_for(lambda: target_lock_holder(target_url) is None, timeout=10)
     assert target_heads(target_url) == ("c",)
 
 
@@ -407,7 +376,7 @@ def test_a_busy_target_lock_is_retried_then_fails_naming_the_holder(
 ) -> None:
     production.lock_wait = timedelta(seconds=1)
     production.save()
-    request = _create(production, developer, "c")
+    request = create_request(production, developer, "c")
     holder_engine = create_engine(
         target_url,
         poolclass=pool.NullPool,
@@ -419,9 +388,9 @@ def test_a_busy_target_lock_is_retried_then_fails_naming_the_holder(
     )
     holder.commit()
     try:
-        _approve(lead, request)
-        _approve(lead2, request)
-        _ended(request)
+        approve(lead, request)
+        approve(lead2, request)
+        request_ended(request)
     finally:
         holder.close()
         holder_engine.dispose()
@@ -442,8 +411,8 @@ def test_a_sqlite_target_runs_under_its_file_lock(
     dev = make_environment(
         slug="dev", url=f"sqlite:///{database}", directory=tmp_path, required_approvals=0
     )
-    request = _create(dev, developer, "c")
+    request = create_request(dev, developer, "c")
 
-    assert _ended(request).status == "succeeded", request.run.error
+    assert request_ended(request).status == "succeeded", request.run.error
     assert request.dialect == "sqlite"
     assert target_heads(f"sqlite:///{database}") == ("c",)

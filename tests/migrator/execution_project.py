@@ -102,6 +102,25 @@ REVISIONS: dict[str, tuple[str | None, str, str]] = {
 }
 BRANCH_LABELS: dict[str, str] = {}
 
+# A revision d on top of c that tests write into a project after a plan was checked.
+LATE_REVISION = '''"""revision d, written after the plan was checked"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "d"
+down_revision = "c"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("unreviewed", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("unreviewed")
+'''
+
 
 def write_project(root: Path, url: str = "sqlite://") -> Path:
     """Write the project under ``root``; return the path of its alembic.ini."""

@@ -29,29 +29,12 @@ from dashboard.migrator.runner import (
 )
 from dashboard.migrator.sql import render_sql
 from tests.migrator.execution_project import (
+    LATE_REVISION,
     SLOW_SECONDS,
     alembic_config,
     throwaway_postgres,
     write_project,
 )
-
-LATE_REVISION = '''"""revision d, landed after the check"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "d"
-down_revision = "c"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table("unreviewed", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("unreviewed")
-'''
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 append-only run logs (the executed SQL), and the environments' denormalised last run.
 
 The trigger makes ``approvals_runlogline`` append-only on PostgreSQL, with the
-same test-only TRUNCATE escape hatch as the audit log (audit migration 0002).
+same test-only TRUNCATE escape hatch as the audit log (``dashboard.append_only``).
 """
 
 from typing import Any
@@ -12,42 +12,10 @@ import django.db.models.functions.datetime
 from django.conf import settings
 from django.db import migrations, models
 
-INSTALL = """
-CREATE OR REPLACE FUNCTION run_log_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'TRUNCATE'
-       AND current_database() LIKE 'test\\_%'
-       AND coalesce(current_setting('dashboard.audit_allow_truncate', true), '') = 'on' THEN
-        RETURN NULL;
-    END IF;
-    RAISE EXCEPTION 'approvals_runlogline is append-only: % refused', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END
-$$;
-CREATE TRIGGER run_log_no_update_delete
-    BEFORE UPDATE OR DELETE ON approvals_runlogline
-    FOR EACH ROW EXECUTE FUNCTION run_log_append_only();
-CREATE TRIGGER run_log_no_truncate
-    BEFORE TRUNCATE ON approvals_runlogline
-    FOR EACH STATEMENT EXECUTE FUNCTION run_log_append_only();
-"""
+from dashboard.append_only import postgres_append_only
 
-REMOVE = """
-DROP TRIGGER IF EXISTS run_log_no_truncate ON approvals_runlogline;
-DROP TRIGGER IF EXISTS run_log_no_update_delete ON approvals_runlogline;
-DROP FUNCTION IF EXISTS run_log_append_only();
-"""
-
-
-def install_trigger(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(INSTALL, params=None)
-
-
-def remove_trigger(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(REMOVE, params=None)
+# The same trigger as the audit log's (``dashboard.append_only``).
+install_trigger, remove_trigger = postgres_append_only(table="approvals_runlogline", name="run_log")
 
 
 def backfill_last_run(apps: Any, schema_editor: Any) -> None:

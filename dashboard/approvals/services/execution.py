@@ -46,17 +46,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from alembic.script import ScriptDirectory
 from django.conf import settings
-from django.db.models import DateTimeField as DateTimeExpression
-from django.db.models import ExpressionWrapper
 from django.db.models.functions import Now
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.approvals import transitions
-from dashboard.approvals.models import MigrationRequest, Run, RunLogLine
+from dashboard.approvals.models import MigrationRequest, Run, RunLogLine, database_now
 from dashboard.approvals.notifications import notify_approvers_on_commit
 from dashboard.approvals.planning import alembic_config, environment_dialect, version_table_schema
 from dashboard.approvals.services.decisions import approvals_shortfall
@@ -180,8 +177,7 @@ def run_start(*, request_id: int) -> Run | None:
     if run is not None:
         timeout = request.environment.effective_run_timeout(len(request.steps))
         if timeout is not None:
-            deadline = ExpressionWrapper(Now() + timeout, output_field=DateTimeExpression())
-            Run.objects.filter(pk=run.pk).update(deadline_at=deadline)
+            Run.objects.filter(pk=run.pk).update(deadline_at=database_now(timeout))
     return run
 
 
@@ -306,9 +302,7 @@ class _Execution:
                 RunLogLine.Kind.LOG,
                 f"{exc}; retry {self.attempt + 1}/{retries} in {countdown:.0f}s",
             )
-            retry_at = ExpressionWrapper(
-                Now() + timedelta(seconds=countdown), output_field=DateTimeExpression()
-            )
+            retry_at = database_now(timedelta(seconds=countdown))
             _phase(self.run, "waiting to retry the lock", retry_at=retry_at)
             raise RetryLater(countdown)
         return _Refused(reason, str(exc))
@@ -502,14 +496,14 @@ class _Execution:
                 outcome=Outcome.UNKNOWN,
                 final_heads=None,
                 reason=reason or "heads_unreadable",
+                # What caused it; the page says what "unknown" means and that it is settled.
                 error=(error + "; " if error else "")
-                + "the version table could not be read after the run; the next status read"
-                " settles the outcome",
+                + "the version table could not be read after the run",
                 **executed,
             )
-        script = self.pinned.script if self.pinned else _script_on_disk()
+        assert self.pinned is not None  # DDL starts only after the pinned files were loaded
         committed = committed_between(
-            script,
+            self.pinned.script,
             direction=request.direction,
             from_heads=request.from_heads,
             final_heads=heads,
@@ -528,10 +522,6 @@ class _Execution:
             )
         outcome = Outcome.CANCELLED if tripped == "cancelled" else Outcome.FAILED
         return RunRecord(outcome, heads, committed, reason, error, **executed)
-
-
-def _script_on_disk() -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config())
 
 
 def _dbapi(connection: Connection) -> Any:

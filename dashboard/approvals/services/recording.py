@@ -18,12 +18,9 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db import connection as django_connection
-from django.db.models import DateTimeField as DateTimeExpression
-from django.db.models import ExpressionWrapper
-from django.db.models.functions import Now
 
 from dashboard.approvals import transitions
-from dashboard.approvals.models import Run, RunLogLine, RunProgress
+from dashboard.approvals.models import Run, RunLogLine, RunProgress, database_now
 from dashboard.approvals.notifications import notify_requester_on_commit
 from dashboard.approvals.planning import version_table_schema
 from dashboard.approvals.services.dispatch import enqueue_on_commit
@@ -158,9 +155,7 @@ class RunRecorder:
 
     def progress(self, event: ProgressEvent) -> None:
         self.applied.append(event.revision)
-        started = ExpressionWrapper(
-            Now() - timedelta(seconds=event.seconds), output_field=DateTimeExpression()
-        )
+        started = database_now(-timedelta(seconds=event.seconds))
         with self._tolerant("progress"):
             RunProgress.objects.create(
                 run_id=self.run.pk, index=event.index, revision=event.revision, started_at=started

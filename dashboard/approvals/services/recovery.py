@@ -37,13 +37,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections
-from django.db.models import BooleanField, Case, ExpressionWrapper, Q, Value, When
-from django.db.models import DateTimeField as DateTimeExpression
-from django.db.models.functions import Now
+from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import HttpRequest
 
 from dashboard.approvals import transitions
-from dashboard.approvals.models import MigrationRequest, Run
+from dashboard.approvals.models import MigrationRequest, Run, database_now
 from dashboard.approvals.services.dispatch import enqueue_on_commit, send_task
 from dashboard.approvals.services.execution import (
     heartbeat_interval,
@@ -74,10 +72,6 @@ class RunCancelRefused(Exception):
     """The run cannot be cancelled now (it has ended, or was never started)."""
 
 
-def _ago(delta: timedelta) -> ExpressionWrapper:
-    return ExpressionWrapper(Now() - delta, output_field=DateTimeExpression())
-
-
 def _evidence(run: Run) -> tuple[LockEvidence, str]:
     environment = run.request.environment
     try:
@@ -96,10 +90,13 @@ def runs_reap() -> list[int]:
     _resend_overdue_retries(beat)
     silent = (
         Run.objects.filter(outcome=Outcome.RUNNING, retry_at__isnull=True)
-        .filter(heartbeat_at__lt=_ago(beat * 1.5))
+        .filter(heartbeat_at__lt=database_now(-beat * 1.5))
         .annotate(
             long_silent=Case(
-                When(heartbeat_at__lt=_ago(settings.DASHBOARD_RUN_REAP_AFTER), then=Value(True)),
+                When(
+                    heartbeat_at__lt=database_now(-settings.DASHBOARD_RUN_REAP_AFTER),
+                    then=Value(True),
+                ),
                 default=Value(False),
                 output_field=BooleanField(),
             )
@@ -120,12 +117,10 @@ def runs_reap() -> list[int]:
 
 def _resend_overdue_retries(beat: timedelta) -> None:
     overdue = Run.objects.filter(
-        outcome=Outcome.RUNNING, ddl_started_at__isnull=True, retry_at__lt=_ago(beat * 2)
+        outcome=Outcome.RUNNING, ddl_started_at__isnull=True, retry_at__lt=database_now(-beat * 2)
     )
     for run_id, attempt in overdue.values_list("pk", "attempt"):
-        later = ExpressionWrapper(
-            Now() + settings.DASHBOARD_RUN_REAP_AFTER, output_field=DateTimeExpression()
-        )
+        later = database_now(settings.DASHBOARD_RUN_REAP_AFTER)
         if Run.objects.filter(pk=run_id, attempt=attempt, retry_at__isnull=False).update(
             retry_at=later
         ):
@@ -143,8 +138,7 @@ def _record_from_heads(run: Run, heads: list[str] | None, *, lost: bool, why: st
             outcome=Outcome.UNKNOWN,
             final_heads=None,
             reason="heartbeat_lost" if lost else (run.reason or "heads_unreadable"),
-            error=f"{why}; the target's version table cannot be read now, so the outcome is"
-            " unknown until the next status read settles it; nothing re-runs",
+            error=f"{why}; the target's version table could not be read",
         )
     committed = committed_between(
         alembic_script(),
@@ -200,7 +194,10 @@ def runs_settle_unknown(*, environment: Environment | None = None, limit: int = 
             continue
         lost = run.reason == "heartbeat_lost"
         record = _record_from_heads(run, heads, lost=lost, why=f"settled from the heads ({said})")
-        record = dataclasses.replace(record, error=_settled_error(run, record))
+        # Keep what the run said when it ended unknown, then what settled it.
+        record = dataclasses.replace(
+            record, error="; ".join(filter(None, [run.error, record.error]))
+        )
         try:
             transitions.run_corrected(run, record, source="status read")
         except transitions.TransitionRefused:
@@ -208,11 +205,6 @@ def runs_settle_unknown(*, environment: Environment | None = None, limit: int = 
         after_run(run, record)
         settled += 1
     return settled
-
-
-def _settled_error(run: Run, record: RunRecord) -> str:
-    before = run.error.split("; the version table could not be read")[0]
-    return f"{before}; {record.error}" if before and before != record.error else record.error
 
 
 # --- cancel ---------------------------------------------------------------------

@@ -15,46 +15,11 @@ still refuse changes, and the hash chain still exposes tampering.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import migrations
 
-INSTALL = """
-CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'TRUNCATE'
-       AND current_database() LIKE 'test\\_%'
-       AND coalesce(current_setting('dashboard.audit_allow_truncate', true), '') = 'on' THEN
-        RETURN NULL;
-    END IF;
-    RAISE EXCEPTION 'audit_auditevent is append-only: % refused', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END
-$$;
-CREATE TRIGGER audit_event_no_update_delete
-    BEFORE UPDATE OR DELETE ON audit_auditevent
-    FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
-CREATE TRIGGER audit_event_no_truncate
-    BEFORE TRUNCATE ON audit_auditevent
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
-"""
+from dashboard.append_only import postgres_append_only
 
-REMOVE = """
-DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_auditevent;
-DROP TRIGGER IF EXISTS audit_event_no_update_delete ON audit_auditevent;
-DROP FUNCTION IF EXISTS audit_event_append_only();
-"""
-
-
-def install(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(INSTALL, params=None)
-
-
-def remove(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(REMOVE, params=None)
+install, remove = postgres_append_only(table="audit_auditevent", name="audit_event")
 
 
 class Migration(migrations.Migration):
