@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "dashboard.graph",
     "dashboard.audit",
     "dashboard.approvals",
+    "dashboard.rollouts",
     "dashboard.api",
     "axes",
     "ninja",  # django-ninja: serves the API docs page from static files (CSP)
@@ -179,6 +180,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "approvals-reap-lost-runs": {"task": "approvals.reap_lost_runs", "schedule": 2.0},
     "approvals-redispatch-approved": {"task": "approvals.redispatch_approved", "schedule": 30.0},
     "approvals-expire-approvals": {"task": "approvals.expire_approvals", "schedule": 300.0},
+    "rollouts-tick": {"task": "rollouts.tick", "schedule": 3.0},
     "audit-verify-chain-daily": {"task": "audit.verify_chain", "schedule": timedelta(days=1)},
 }
 
@@ -290,6 +292,9 @@ DASHBOARD_RUN_REAP_AFTER = env_duration("DASHBOARD_RUN_REAP_AFTER", DASHBOARD_RU
 DASHBOARD_TARGET_TCP_TIMEOUT = env_duration("DASHBOARD_TARGET_TCP_TIMEOUT", timedelta(seconds=30))
 # Approving answers within this long even when the broker is down.
 DASHBOARD_DISPATCH_WAIT = env_duration("DASHBOARD_DISPATCH_WAIT", timedelta(seconds=1.5))
+# An approved request (or a rollout's target) no worker claimed is sent again
+# after this long (a broker restart loses queued messages).
+DASHBOARD_REDISPATCH_AFTER = env_duration("DASHBOARD_REDISPATCH_AFTER", timedelta(minutes=2))
 DASHBOARD_RUN_LOCK_RETRIES = env_int("DASHBOARD_RUN_LOCK_RETRIES", 2, minimum=0)
 DASHBOARD_RUN_LOCK_RETRY_DELAY = env_duration(
     "DASHBOARD_RUN_LOCK_RETRY_DELAY", timedelta(seconds=5)

@@ -92,6 +92,11 @@ class MigrationRequest(models.Model):
         blank=True,
         help_text="The environment's execution settings at request time (URL source, timeouts…)",
     )
+    # A fleet's rollout runs one child request per target (dashboard.rollouts):
+    # approved through its parent's approvals, pinned to one of the parent's plans.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
     # Why the request is in its status, in words (stale, reopened, cancelled run…).
     status_note = models.CharField(max_length=500, blank=True)
 
@@ -106,7 +111,10 @@ class MigrationRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["environment", "status"])]
+        indexes = [
+            models.Index(fields=["environment", "status"]),
+            models.Index(fields=["parent", "status"]),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.direction} {self.environment} to {self.target}"

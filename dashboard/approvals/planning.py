@@ -116,6 +116,15 @@ def plan_pin(*, environment: Environment, direction: str, target: str) -> Pinned
     except EnvironmentConfigError as exc:
         raise TargetUnavailable(f"environment {environment.slug} is unreachable: {exc}") from None
     heads = environment_heads(environment, url=url)
+    return plan_pin_at(
+        environment=environment, url=url, heads=heads, direction=direction, target=target
+    )
+
+
+def plan_pin_at(
+    *, environment: Environment, url: str, heads: list[str], direction: str, target: str
+) -> PinnedPlan:
+    """:func:`plan_pin` from ``heads`` known already (a fleet pins one plan per head set)."""
     script = script_directory()
     try:
         plan = compute_plan(script, current_heads=heads, target=target, direction=direction)  # type: ignore[arg-type]

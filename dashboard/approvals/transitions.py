@@ -96,6 +96,14 @@ def _audit(
     sql_sha256: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> None:
+    extra: dict[str, Any] = {}
+    if request.parent_id is not None:  # one target of a fleet's rollout
+        environment = request.environment
+        extra = {
+            "fleet": environment.fleet_slug,
+            "target": environment.target_name,
+            "parent_request": request.parent_id,
+        }
     audit_record(
         action=action,
         actor=actor,
@@ -105,7 +113,12 @@ def _audit(
         to_revisions=tuple(request.to_heads if to_revisions is None else to_revisions),
         sql_sha256=request.sql_sha256 if sql_sha256 is None else sql_sha256,
         http_request=http_request,
-        payload={"direction": request.direction, "target": request.target, **(payload or {})},
+        payload={
+            "direction": request.direction,
+            "target": request.target,
+            **extra,
+            **(payload or {}),
+        },
     )
 
 
@@ -258,6 +271,79 @@ def request_reopened(
             "note": note,
         },
     )
+
+
+# --- fleets: a parent request's rollout and its per-target child requests ---------
+
+
+@transaction.atomic
+def rollout_started(request: MigrationRequest, *, payload: dict[str, Any]) -> None:
+    """approved -> running for a fleet's request: its rollout began (audited)."""
+    _move(request, source=[Status.APPROVED], target=Status.RUNNING, claimed_at=Now())
+    _audit("dashboard.rollout.started", request, payload=payload)
+
+
+@transaction.atomic
+def rollout_ended(
+    request: MigrationRequest,
+    *,
+    outcome: str,
+    note: str,
+    actor: Any = None,
+    http_request: HttpRequest | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """running (or approved) -> succeeded | failed | cancelled: the rollout ended (audited)."""
+    if outcome not in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
+        raise ValueError(f"{outcome!r} does not end a rollout")
+    _move(
+        request,
+        source=[Status.RUNNING, Status.APPROVED],
+        target=outcome,
+        ended_at=Now(),
+        status_note=note[:500],
+    )
+    _audit(
+        f"dashboard.rollout.{outcome}",
+        request,
+        actor=actor,
+        http_request=http_request,
+        payload={"note": note, **(payload or {})},
+    )
+
+
+def child_request_create(parent: MigrationRequest, **fields: Any) -> MigrationRequest:
+    """Insert one target's request of a running rollout, approved through its parent.
+
+    Not audited on its own: the parent's approvals are the approval, and the
+    child's ``run.started`` / ``run.<outcome>`` events name the target and the
+    parent request.
+    """
+    if parent.status != Status.RUNNING:
+        raise TransitionRefused(f"request #{parent.pk} is not running a rollout")
+    return MigrationRequest.objects.create(
+        parent=parent,
+        requested_by_id=parent.requested_by_id,
+        direction=parent.direction,
+        reason=parent.reason,
+        dialect=parent.dialect,
+        required_approvals=parent.required_approvals,
+        env_sha256=parent.env_sha256,
+        pinned_settings=parent.pinned_settings,
+        status=Status.APPROVED,
+        approved_at=parent.approved_at,
+        **fields,
+    )
+
+
+@transaction.atomic
+def child_request_abandoned(request: MigrationRequest, *, note: str) -> bool:
+    """approved -> cancelled: a target's request that no worker claimed before its rollout
+    was cancelled. False when a worker claimed it first (it runs to its end)."""
+    changed = MigrationRequest.objects.filter(
+        pk=request.pk, status=Status.APPROVED, claimed_at__isnull=True
+    ).update(status=Status.CANCELLED, ended_at=Now(), status_note=note[:500])
+    return changed == 1
 
 
 @transaction.atomic

@@ -15,12 +15,42 @@ from django.db import models
 
 from dashboard.migrator.secrets import SecretError, mask_url, resolve_database_url
 
+TARGET_PLACEHOLDER = "{target}"
+# A target's slug is "<fleet>--<target>" (unique, URL-safe, says which fleet).
+TARGET_SLUG_SEPARATOR = "--"
+
+
+def target_slug(fleet_slug: str, target_name: str) -> str:
+    return f"{fleet_slug}{TARGET_SLUG_SEPARATOR}{target_name}"
+
 
 class EnvironmentConfigError(Exception):
     """The environment's database URL cannot be resolved (message has no secret)."""
 
 
+class EnvironmentQuerySet(models.QuerySet["Environment"]):
+    def pipeline(self) -> EnvironmentQuerySet:
+        """Environments people request for: single databases and fleets, not a fleet's targets."""
+        return self.filter(fleet__isnull=True)
+
+    def targets_of(self, fleet: Environment | int) -> EnvironmentQuerySet:
+        """The fleet's current targets in rollout order (retired ones left out)."""
+        return self.filter(fleet=fleet, retired_at__isnull=True).order_by("fleet_position", "pk")
+
+    def readable(self) -> EnvironmentQuerySet:
+        """Environments with a database of their own to read (everything but a fleet's row)."""
+        return self.filter(is_fleet=False)
+
+
 class Environment(models.Model):
+    """One database (``is_fleet`` false), a fleet of them, or one target of a fleet.
+
+    A fleet (``is_fleet``) has no database of its own: its URL source holds a
+    template with ``{target}``, and each target is an ``Environment`` row of
+    its own (``fleet`` set, ``target_name``) so that a target's status, lock,
+    runs and audit events are exactly those of a single environment.
+    """
+
     class StatusState(models.TextChoices):
         UNKNOWN = "unknown", "Not read yet"
         UP_TO_DATE = "up_to_date", "Up to date"
@@ -29,7 +59,7 @@ class Environment(models.Model):
         NO_VERSION_TABLE = "no_version_table", "No version table"
         UNKNOWN_REVISION = "unknown_revision", "Unknown revision"
 
-    slug = models.SlugField(unique=True)
+    slug = models.SlugField(unique=True, max_length=120)
     name = models.CharField(max_length=100)
     position = models.PositiveIntegerField(
         default=1, help_text="Place in the pipeline: dev (1) → staging (2) → production (3)."
@@ -108,8 +138,37 @@ class Environment(models.Model):
     last_run_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_run_request_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
+    # --- fleets (docs/fleets.md) ------------------------------------------
+    is_fleet = models.BooleanField(
+        default=False, help_text="A fleet of tenant databases rolled out in waves."
+    )
+    fleet = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="targets",
+        help_text="The fleet this target belongs to (targets come from the fleet's TOML).",
+    )
+    target_name = models.CharField(max_length=100, blank=True)
+    # A target removed from the fleet's list but with history: kept, out of rollouts.
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fleet_position = models.PositiveIntegerField(default=0, help_text="Rollout order in the fleet.")
+    targets_file = models.CharField(max_length=500, blank=True)
+    waves = models.JSONField(
+        default=list, blank=True, help_text='Cumulative wave sizes, e.g. [1, "10%", "100%"].'
+    )
+    parallelism = models.PositiveSmallIntegerField(default=4)
+    halt_after_failures = models.PositiveSmallIntegerField(default=1)
+    soak = models.DurationField(null=True, blank=True, help_text="Wait after each wave.")
+    gate_sql = models.TextField(
+        blank=True, help_text="A read-only query that must return true on every migrated target."
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EnvironmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["position", "name"]
@@ -119,7 +178,13 @@ class Environment(models.Model):
                 name="environment_has_url_source",
                 violation_error_message="Set either the URL environment variable or the URL file.",
             ),
+            models.UniqueConstraint(
+                fields=["fleet", "target_name"],
+                condition=models.Q(fleet__isnull=False),
+                name="one_target_name_per_fleet",
+            ),
         ]
+        indexes = [models.Index(fields=["fleet", "fleet_position"])]
 
     def __str__(self) -> str:
         return self.name
@@ -134,9 +199,30 @@ class Environment(models.Model):
         Raises ``EnvironmentConfigError`` (no secret in its message).
         """
         try:
-            return resolve_database_url(url_env=self.url_env, url_file=self.url_file)
+            url = resolve_database_url(url_env=self.url_env, url_file=self.url_file)
         except SecretError as exc:
             raise EnvironmentConfigError(str(exc)) from None
+        if self.is_fleet:
+            raise EnvironmentConfigError(
+                f"{self.slug} is a fleet: its URL is a template, each target has its own database"
+            )
+        if self.fleet_id is not None:
+            if TARGET_PLACEHOLDER not in url:
+                raise EnvironmentConfigError(
+                    f"the URL template of fleet {self.fleet_slug} does not contain"
+                    f" {TARGET_PLACEHOLDER} ({self.source_label})"
+                )
+            url = url.replace(TARGET_PLACEHOLDER, self.target_name)
+        return url
+
+    @property
+    def fleet_slug(self) -> str:
+        return self.slug.split(TARGET_SLUG_SEPARATOR, 1)[0]
+
+    @property
+    def source_label(self) -> str:
+        """Where the URL comes from, for messages (never its value)."""
+        return f"variable {self.url_env}" if self.url_env else f"file {self.url_file}"
 
     def masked_url(self) -> str:
         """The URL without its password, or a note saying why there is none."""
@@ -179,6 +265,10 @@ class Environment(models.Model):
         if not self.statement_timeout:
             return None
         return self.lock_wait + self.statement_timeout * max(revisions, 1)
+
+    @property
+    def is_target(self) -> bool:
+        return self.fleet_id is not None
 
     @property
     def multiple_heads(self) -> bool:

@@ -33,5 +33,10 @@ def environment_refresh(environment_id: int) -> None:
 @shared_task(name="environments.refresh_all", ignore_result=True)
 def environments_refresh_all() -> int:
     """Queue a read of every environment not already queued; returns how many were queued."""
-    ids = list(Environment.objects.order_by("position", "pk").values_list("pk", flat=True))
+    ids = list(
+        Environment.objects.readable()
+        .filter(retired_at__isnull=True)
+        .order_by("position", "fleet_position", "pk")
+        .values_list("pk", flat=True)
+    )
     return sum(environment_refresh_enqueue(environment_id=pk) for pk in ids)

@@ -40,6 +40,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 QUEUE_UNAVAILABLE = "worker queue unavailable"
 EXECUTE_TASK = "approvals.execute_request"
+# A fleet's request is not run itself: its rollout is stepped (dashboard.rollouts).
+ROLLOUT_START_TASK = "rollouts.start"
 
 
 def send_task(task_name: str, *args: Any, countdown: float | None = None) -> None:
@@ -80,8 +82,9 @@ def run_dispatch_on_commit(*, request_id: int) -> None:
 class _Publication:
     """One publish attempt shared by the waiting caller and the publishing thread."""
 
-    def __init__(self, request_id: int) -> None:
+    def __init__(self, request_id: int, task_name: str = EXECUTE_TASK) -> None:
         self.request_id = request_id
+        self.task_name = task_name
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.given_up = False
@@ -90,7 +93,7 @@ class _Publication:
 
     def publish(self) -> None:
         try:
-            send_task(EXECUTE_TASK, self.request_id)
+            send_task(self.task_name, self.request_id)
             self.ok = True
         except Exception as exc:  # kombu/redis raise many types when the broker is down
             logger.warning("request %s not dispatched: %s", self.request_id, type(exc).__name__)
@@ -116,7 +119,8 @@ def run_dispatch(*, request_id: int) -> bool:
     MigrationRequest.objects.filter(pk=request_id).update(
         dispatch_attempts=F("dispatch_attempts") + 1
     )
-    publication = _Publication(request_id)
+    fleet = MigrationRequest.objects.filter(pk=request_id, environment__is_fleet=True).exists()
+    publication = _Publication(request_id, ROLLOUT_START_TASK if fleet else EXECUTE_TASK)
     thread = threading.Thread(target=publication.publish, name="dispatch", daemon=True)
     thread.start()
     publication.done.wait(timeout=settings.DASHBOARD_DISPATCH_WAIT.total_seconds())
@@ -132,10 +136,11 @@ def run_dispatch(*, request_id: int) -> bool:
 
 
 def approved_requests_redispatch(
-    *, now: datetime | None = None, resend_after: timedelta = timedelta(minutes=2)
+    *, now: datetime | None = None, resend_after: timedelta | None = None
 ) -> int:
     """Dispatch again approved requests that no worker claimed: never sent, or sent long ago."""
     now = now or timezone.now()
+    resend_after = resend_after or settings.DASHBOARD_REDISPATCH_AFTER
     waiting = MigrationRequest.objects.filter(
         status=MigrationRequest.Status.APPROVED, claimed_at__isnull=True
     ).filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - resend_after))

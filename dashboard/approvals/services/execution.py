@@ -160,7 +160,10 @@ def run_start(*, request_id: int) -> Run | None:
     request = MigrationRequest.objects.select_related("environment").filter(pk=request_id).first()
     if request is None or request.status != MigrationRequest.Status.APPROVED:
         return None
-    shortfall = approvals_shortfall(request)
+    if request.environment.is_fleet:  # a fleet's request runs as its rollout's targets
+        return None
+    # A rollout's target: its parent's approvals were counted when it was dispatched.
+    shortfall = approvals_shortfall(request) if request.parent_id is None else None
     if shortfall is not None:
         try:
             transitions.request_reopened(

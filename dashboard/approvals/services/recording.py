@@ -108,7 +108,11 @@ def after_run(run: Run, record: RunRecord) -> None:
         except Exception:
             logger.warning("status of %s not updated after run %s", environment.slug, run.pk)
     # Outside any transaction, on_commit callbacks run at once.
-    notify_requester_on_commit(request_id=run.request_id)
+    if run.request.parent_id is not None:
+        # One target of a rollout: step the rollout (mail goes out once, for the rollout).
+        enqueue_on_commit("rollouts.start", run.request.parent_id)
+    else:
+        notify_requester_on_commit(request_id=run.request_id)
     if environment_refresh_claim(environment_id=environment.pk):  # one queued read at most
         enqueue_on_commit("environments.refresh", environment.pk)
 

@@ -23,6 +23,7 @@ __all__ = [
     "migration_request_cancel",
     "migration_request_create",
     "migration_request_preview",
+    "refuse_if_busy",
 ]
 
 
@@ -78,9 +79,25 @@ def migration_request_create(
     "no approval required", never as approved by the requester) and
     dispatched after commit.
     """
+    if environment.is_fleet:
+        from dashboard.rollouts.services.pinning import fleet_request_create
+
+        return fleet_request_create(
+            environment=environment,
+            actor=actor,
+            direction=direction,
+            target=target,
+            reason=reason,
+            http_request=http_request,
+        )
+    if environment.is_target:
+        raise RequestRefused(
+            f"{environment.slug} is a target of a fleet: request the fleet"
+            f" {environment.fleet_slug} (a rollout in waves) instead"
+        )
     if not reason.strip():
         raise RequestRefused("a reason is required")
-    _refuse_if_busy(environment)
+    refuse_if_busy(environment)
     try:
         plan = _pin_live(environment=environment, direction=direction, target=target.strip())
     except TargetUnavailable as exc:
@@ -89,7 +106,7 @@ def migration_request_create(
         raise RequestRefused(str(exc)) from None
     with transaction.atomic():
         Environment.objects.select_for_update().filter(pk=environment.pk).first()
-        _refuse_if_busy(environment)
+        refuse_if_busy(environment)
         request = MigrationRequest.objects.create(
             environment=environment,
             requested_by=actor,
@@ -120,7 +137,8 @@ def migration_request_create(
     return request
 
 
-def _refuse_if_busy(environment: Environment) -> None:
+def refuse_if_busy(environment: Environment) -> None:
+    """Refuse (``RequestConflict``) while another request of the environment is active."""
     busy = MigrationRequest.objects.filter(
         environment=environment, status__in=MigrationRequest.ACTIVE_STATUSES
     ).first()
