@@ -26,7 +26,7 @@ import threading
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -86,7 +86,30 @@ def target_engine(
             connect_args["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
     elif parsed.get_backend_name() == "sqlite":
         connect_args = {"timeout": connect_timeout}
+        engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+        sqlite_transactional_ddl(engine)
+        return engine
     return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+
+
+def sqlite_transactional_ddl(engine: Engine) -> None:
+    """Make SQLite run DDL inside the transaction SQLAlchemy opens (all-or-nothing).
+
+    Python's ``sqlite3`` begins a transaction only before DML, so Alembic's
+    ``CREATE``/``ALTER`` would each commit on their own and a failed plan would
+    leave the revisions before the failing one applied. SQLAlchemy's documented
+    recipe: turn the driver's own transaction handling off and emit ``BEGIN``
+    when SQLAlchemy begins (``docs.sqlalchemy.org``, "Serializable isolation /
+    Savepoints / Transactional DDL" for pysqlite).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def backend_pid(connection: Connection) -> int:

@@ -30,7 +30,8 @@ Callbacks must not raise; an exception from one aborts the run. The result
 carries the count and SHA-256 of the statements sent (:func:`executed_sql_sha256`).
 
 Transactions: by default Alembic wraps the whole plan in one transaction
-(all or nothing on PostgreSQL, whose DDL is transactional; a revision's
+(all or nothing on PostgreSQL, whose DDL is transactional, and on SQLite
+with an engine from ``connect.target_engine``, which BEGINs before DDL; a revision's
 ``autocommit_block`` commits what came before it, as Alembic documents);
 with ``transaction_per_migration`` each revision commits on its own. What
 is committed is known for sure only from the version table afterwards: the
@@ -368,6 +369,10 @@ def _run_locked(
         "version_table": options.version_table,
         "version_table_schema": options.version_table_schema,
     }
+    if connection.dialect.name == "sqlite":
+        # SQLite's DDL is transactional when the driver lets SQLAlchemy BEGIN
+        # (connect.sqlite_transactional_ddl): a failed plan then rolls back whole.
+        config.attributes["context_options"]["transactional_ddl"] = True
     relay = _AlembicLogRelay(emit_log)
     alembic_logger = logging.getLogger("alembic")
     alembic_logger.addHandler(relay)

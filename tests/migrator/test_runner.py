@@ -97,20 +97,39 @@ def test_it_downgrades_to_a_revision(engine: Engine, project: Path) -> None:
     assert "tags" not in inspect(engine).get_table_names()
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def run_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The engine a run uses (``connect.target_engine``), on each dialect."""
+    from dashboard.migrator.connect import target_engine
+
+    if request.param == "sqlite":
+        eng = target_engine(f"sqlite:///{tmp_path / 'target.sqlite3'}")
+        yield eng
+        eng.dispose()
+        return
+    with throwaway_postgres("runner") as url:
+        eng = target_engine(url)
+        yield eng
+        eng.dispose()
+
+
 def test_it_rolls_back_the_whole_plan_when_a_revision_raises(
-    pg_engine: Engine, project: Path
+    run_engine: Engine, project: Path
 ) -> None:
-    _run(pg_engine, project, "a", planned=["a"])
+    """All or nothing on both dialects: on SQLite too, a failed plan leaves no revision
+    behind (the run's engine lets SQLAlchemy BEGIN before the DDL)."""
+    _run(run_engine, project, "a", planned=["a"])
 
     with pytest.raises(RunFailed) as failure:
-        _run(pg_engine, project, "boom", planned=["b", "c", "boom"])
+        _run(run_engine, project, "boom", planned=["b", "c", "boom"])
 
     assert failure.value.revision == "boom"
     assert "boom: this revision always fails" in str(failure.value)
     assert failure.value.result.committed == []
-    assert _heads(pg_engine) == ("a",)
-    tables = inspect(pg_engine).get_table_names()
+    assert _heads(run_engine) == ("a",)
+    tables = inspect(run_engine).get_table_names()
     assert "tags" not in tables and "half_done" not in tables
+    assert "note" not in {column["name"] for column in inspect(run_engine).get_columns("items")}
 
 
 def test_it_keeps_committed_revisions_with_transaction_per_migration(
