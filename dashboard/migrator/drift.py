@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
+from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
@@ -114,8 +114,11 @@ def drift_compare(
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts=opts)
-            diffs = compare_metadata(context, metadata)
+            # One comparison: Alembic's compare_metadata is exactly this
+            # produce_migrations(...).upgrade_ops.as_diffs() (reflection is the cost).
             script = produce_migrations(context, metadata)
+            assert script.upgrade_ops is not None
+            diffs = script.upgrade_ops.as_diffs()
     except SQLAlchemyError as exc:
         raise TargetUnreachable(_reason(exc, url)) from None
     finally:

@@ -42,6 +42,7 @@ QUEUE_UNAVAILABLE = "worker queue unavailable"
 EXECUTE_TASK = "approvals.execute_request"
 # A fleet's request is not run itself: its rollout is stepped (dashboard.rollouts).
 ROLLOUT_START_TASK = "rollouts.start"
+_TASKS_LOADING = threading.Lock()
 
 
 def send_task(task_name: str, *args: Any, countdown: float | None = None) -> None:
@@ -51,7 +52,11 @@ def send_task(task_name: str, *args: Any, countdown: float | None = None) -> Non
     so ``task_always_eager`` (unit tests of task bodies) is honoured.
     """
     if task_name not in current_app.tasks:
-        current_app.loader.import_default_modules()  # autodiscovery is lazy outside a worker
+        # Autodiscovery is lazy outside a worker; two first sends from two threads
+        # must not see a half-filled registry (NotRegistered): import under a lock.
+        with _TASKS_LOADING:
+            if task_name not in current_app.tasks:
+                current_app.loader.import_default_modules()
     task = current_app.tasks[task_name]
     task.apply_async(args=list(args), countdown=countdown, retry=False)
 

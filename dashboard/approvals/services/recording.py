@@ -73,7 +73,7 @@ def record_outcome(
             try:
                 transitions.run_finished(run, record)
             except transitions.TransitionRefused:
-                return _correct(run, record)
+                return _correct(run, record, recorder)
             return True
         except DatabaseError:
             logger.warning("run %s: outcome not recorded yet", run.pk, exc_info=True)
@@ -88,11 +88,37 @@ def record_outcome(
     return False
 
 
-def _correct(run: Run, record: RunRecord) -> bool:
-    """The run was closed meanwhile (reaped): replace the guess with what the worker saw."""
+def _correct(run: Run, record: RunRecord, recorder: RunRecorder) -> bool:
+    """The run was closed meanwhile (reaped): replace the guess with what the worker saw.
+
+    Not when another run has started on the environment since: the heads the
+    worker read (on a new connection, after its own broke) may be that run's
+    work, and the reaper read them when only this run could have moved them.
+    """
     current = Run.objects.filter(pk=run.pk).values_list("outcome", flat=True).first()
     if current not in transitions.CORRECTABLE_OUTCOMES or record.outcome == Outcome.UNKNOWN:
         logger.warning("run %s ended as %s but is already %s", run.pk, record.outcome, current)
+        return False
+    later = (
+        Run.objects.filter(
+            request__environment_id=run.request.environment_id, started_at__gt=run.started_at
+        )
+        .exclude(pk=run.pk)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if later is not None:
+        heads = ", ".join(record.final_heads or []) or "base"
+        recorder.line(
+            RunLogLine.Kind.ERROR,
+            f"the worker reported {record.outcome} (at {heads}) after this run was recorded"
+            f" {current}; not taken: run {later} has run on this environment since, so those"
+            " heads may be its work",
+        )
+        recorder.flush()
+        logger.warning(
+            "run %s: late report (%s) not taken, run %s ran since", run.pk, record.outcome, later
+        )
         return False
     transitions.run_corrected(run, record, source="worker")
     logger.warning("run %s was recorded %s; corrected to %s", run.pk, current, record.outcome)
@@ -108,11 +134,17 @@ def after_run(run: Run, record: RunRecord) -> None:
         except Exception:
             logger.warning("status of %s not updated after run %s", environment.slug, run.pk)
     # Outside any transaction, on_commit callbacks run at once.
-    if run.request.parent_id is not None:
+    in_rollout = run.request.parent_id is not None
+    if in_rollout:
         # One target of a rollout: step the rollout (mail goes out once, for the rollout).
         enqueue_on_commit("rollouts.start", run.request.parent_id)
     else:
         notify_requester_on_commit(request_id=run.request_id)
+    # The full read (drift: a schema reflection) of a rollout's target waits for
+    # the rollout to halt or end, so it never queues in front of the rollout's
+    # own steps; an unknown outcome is read at once (the read settles it).
+    if in_rollout and record.final_heads is not None:
+        return
     if environment_refresh_claim(environment_id=environment.pk):  # one queued read at most
         enqueue_on_commit("environments.refresh", environment.pk)
 
