@@ -35,8 +35,10 @@ Contract: ``environments_load`` validates the whole file first (a malformed
 file changes nothing and the error names the line and the problem), then
 creates or updates by slug in one transaction, deletes only with
 ``prune=True``, and writes one ``dashboard.environment.changed`` audit event
-per created, updated or deleted environment. A created environment's first
-status read is queued after the commit. Parsing is ``tomllib``'s.
+per created, updated or deleted environment (a fleet and its targets: one
+event, whatever changed in them). A created environment's first status read
+is queued after the commit (a fleet's: each new target's). Parsing is
+``tomllib``'s.
 """
 
 from __future__ import annotations
@@ -344,10 +346,11 @@ def _apply(parsed: dict[str, dict[str, Any]], *, prune: bool, actor: Any) -> Loa
         for slug, values in parsed.items():
             targets = values.pop("targets", None)
             values.setdefault("is_fleet", False)
-            _apply_one(slug, values, result=result, actor=actor)
+            # A fleet's own change is audited together with its targets' (one event).
+            change = _apply_one(slug, values, result=result, actor=actor, audit=targets is None)
             if targets is not None:
                 fleet = Environment.objects.get(slug=slug)
-                _sync_targets(fleet, targets, result=result, actor=actor)
+                _sync_targets(fleet, targets, result=result, actor=actor, change=change)
         if prune:
             for env in Environment.objects.pipeline().exclude(slug__in=list(parsed)):
                 _audit(env, actor=actor, payload={"via": "load_environments", "deleted": True})
@@ -356,14 +359,24 @@ def _apply(parsed: dict[str, dict[str, Any]], *, prune: bool, actor: Any) -> Loa
     return result
 
 
-def _sync_targets(fleet: Environment, names: list[str], *, result: LoadResult, actor: Any) -> None:
+def _sync_targets(
+    fleet: Environment,
+    names: list[str],
+    *,
+    result: LoadResult,
+    actor: Any,
+    change: dict[str, Any] | None,
+) -> None:
     """Make the fleet's target rows match ``names`` (order = rollout order), in bulk.
 
-    One audit event for the fleet lists the targets added, removed or retired;
-    the fleet's settings are copied onto every target.
+    One audit event for the fleet: its own ``change`` (the payload
+    ``_apply_one`` did not write, None if the fleet's row is unchanged) plus
+    the targets added, removed or retired; the fleet's settings are copied
+    onto every target.
     """
     copies = {key: getattr(fleet, key) for key in TARGET_COPIES}
-    existing = {env.target_name: env for env in Environment.objects.filter(fleet=fleet)}
+    rows = Environment.objects.filter(fleet=fleet).select_related("approver_group")
+    existing = {env.target_name: env for env in rows}
     added, changed_rows, new_rows = [], [], []
     for position, name in enumerate(names, start=1):
         env = existing.get(name)
@@ -392,8 +405,9 @@ def _sync_targets(fleet: Environment, names: list[str], *, result: LoadResult, a
         fields = [*TARGET_COPIES, "fleet_position", "retired_at", "name"]
         Environment.objects.bulk_update(changed_rows, fields, batch_size=500)
     removed, retired = _remove_targets(fleet, [n for n in existing if n not in set(names)])
-    if added or removed or retired or changed_rows:
-        payload: dict[str, Any] = {"via": "load_environments", "targets": len(names)}
+    if change is not None or added or removed or retired or changed_rows:
+        payload: dict[str, Any] = change or {"via": "load_environments"}
+        payload |= {"targets": len(names)}
         payload |= {"targets_added": added[:1000], "targets_removed": removed[:1000]}
         payload |= {"targets_retired": retired[:1000], "targets_updated": len(changed_rows)}
         _audit(fleet, actor=actor, payload=payload)
@@ -421,8 +435,14 @@ def _remove_targets(fleet: Environment, names: list[str]) -> tuple[list[str], li
     return removed, retired
 
 
-def _apply_one(slug: str, values: dict[str, Any], *, result: LoadResult, actor: Any) -> None:
-    """Create or update one environment row from its validated values (audited)."""
+def _apply_one(
+    slug: str, values: dict[str, Any], *, result: LoadResult, actor: Any, audit: bool = True
+) -> dict[str, Any] | None:
+    """Create or update one environment row from its validated values.
+
+    Returns the audit payload of the change (None if nothing changed), written
+    here unless ``audit`` is false (a fleet: the caller writes it with its targets').
+    """
     env = Environment.objects.select_for_update().filter(slug=slug).first()
     if env is None:
         env = Environment(slug=slug, **values)
@@ -430,18 +450,19 @@ def _apply_one(slug: str, values: dict[str, Any], *, result: LoadResult, actor: 
         env.save()
         result.created.append(slug)
         payload = {"via": "load_environments", "created": True, "fields": sorted(values)}
-        _audit(env, actor=actor, payload=payload)
+        if audit:
+            _audit(env, actor=actor, payload=payload)
         # Its first status read, once the row is committed (a page
         # showing "Not read yet" until the next minute helps nobody).
         if not env.is_fleet:
             transaction.on_commit(partial(environment_refresh_enqueue, environment_id=env.pk))
-        return
+        return payload
     changed = [
         key for key, value in values.items() if _comparable(getattr(env, key)) != _comparable(value)
     ]
     if not changed:
         result.unchanged.append(slug)
-        return
+        return None
     before = {key: str(_comparable(getattr(env, key))) for key in changed}
     for key in changed:
         setattr(env, key, values[key])
@@ -449,4 +470,7 @@ def _apply_one(slug: str, values: dict[str, Any], *, result: LoadResult, actor: 
     env.save()
     result.updated[slug] = changed
     values_changed = {key: [before[key], str(_comparable(values[key]))] for key in changed}
-    _audit(env, actor=actor, payload={"via": "load_environments", "changed": values_changed})
+    payload = {"via": "load_environments", "changed": values_changed}
+    if audit:
+        _audit(env, actor=actor, payload=payload)
+    return payload

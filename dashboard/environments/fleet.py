@@ -128,7 +128,7 @@ def target_summary_state(status_state: str, drift_state: str) -> str:
         return "unreachable"
     if status_state == Environment.StatusState.UNKNOWN:
         return "unknown"
-    if drift_state == "drifted":
+    if drift_state == "drift":  # the row's drift_state (drift_summary): "drift", "clean", ...
         return "drifted"
     return "pending" if status_state == Environment.StatusState.PENDING else "up_to_date"
 

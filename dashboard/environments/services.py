@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 from sqlalchemy.engine import make_url
 
+from dashboard.environments.dispatch import environment_refresh_enqueue
 from dashboard.environments.models import Environment, EnvironmentConfigError
 from dashboard.environments.risk_summary import (
     PlanRiskSummary,
@@ -164,7 +165,28 @@ def environment_status_refresh(
     expensive part: schema reflection) is compared again unless the last
     comparison was at the same heads and is younger than ``drift_max_age``
     (``None``: always compare, as the page's refresh button does).
+
+    A fleet's own row has no database (its targets do): passing one raises
+    ``ValueError``; read its targets with ``fleet_targets_refresh``.
     """
+    fields = _status_read_into(environment, check_drift=check_drift, drift_max_age=drift_max_age)
+    environment.save(update_fields=fields)
+    logger.info("environment %s status %s", environment.slug, environment.status_state)
+    status_refreshed.send(sender=Environment, environment=environment)
+    return environment
+
+
+def _status_read_into(
+    environment: Environment, *, check_drift: bool, drift_max_age: timedelta | None
+) -> list[str]:
+    """Read the target and set the status fields on ``environment``; return their names.
+
+    Touches the target only, never the dashboard database (threads may call it).
+    """
+    if environment.is_fleet:
+        raise ValueError(
+            f"{environment.slug} is a fleet: it has no database of its own, read its targets"
+        )
     detail: dict[str, Any] = {}
     drift: dict[str, Any] | None = None
     try:
@@ -199,10 +221,7 @@ def environment_status_refresh(
         environment.drift_state, environment.drift_count = drift_summary(drift)
         fields += ["drift", "drift_state", "drift_count"]
     environment.status_refreshed_at = timezone.now()
-    environment.save(update_fields=[*fields, "status_refreshed_at"])
-    logger.info("environment %s status %s", environment.slug, environment.status_state)
-    status_refreshed.send(sender=Environment, environment=environment)
-    return environment
+    return [*fields, "status_refreshed_at"]
 
 
 def environment_status_from_heads(*, environment: Environment, heads: Iterable[str]) -> Environment:
@@ -244,9 +263,16 @@ def environments_refresh_all(
 ) -> list[Environment]:
     """Refresh several environments concurrently in this process (the CLI's ``--refresh``).
 
-    Celery fans out one task per environment instead (see ``tasks.py``).
+    Celery fans out one task per environment instead (see ``tasks.py``). A
+    fleet's own row is skipped (it has no database): pass its targets, or
+    read a whole fleet with ``fleet_targets_refresh``.
     """
-    rows = list(environments if environments is not None else Environment.objects.all())
+    source = (
+        environments
+        if environments is not None
+        else Environment.objects.readable().filter(retired_at__isnull=True)
+    )
+    rows = [env for env in source if not env.is_fleet]
     if not rows:
         return []
 
@@ -260,6 +286,89 @@ def environments_refresh_all(
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rows)))) as pool:
         return list(pool.map(one, rows))
+
+
+# --- fleets -------------------------------------------------------------------
+
+# Targets written per UPDATE by a fleet refresh (bulk_update's CASE grows with it).
+FLEET_WRITE_BATCH = 500
+
+
+def fleet_targets_refresh(*, fleets: Iterable[Environment], workers: int = 8) -> list[Environment]:
+    """Read every current target of ``fleets`` now, in threads; store the results in bulk.
+
+    For ``environment_status --refresh``. The threads only read the targets
+    (never the dashboard database); the statuses are then written with one
+    UPDATE per ``FLEET_WRITE_BATCH`` targets, so the dashboard's queries do
+    not grow with the fleet. Drift is compared again only when the last
+    comparison is older than ``drift_max_age()`` or at other heads, as the
+    workers' periodic read does. A target whose read fails unexpectedly keeps
+    its previous status (logged). ``status_refreshed`` is sent only for the
+    targets whose read can change something for its receivers (see
+    ``_read_is_news``). Returns the targets of each fleet in rollout order.
+    """
+    fleet_ids = [fleet.pk for fleet in fleets if fleet.is_fleet]
+    targets = list(
+        Environment.objects.filter(fleet_id__in=fleet_ids, retired_at__isnull=True).order_by(
+            "fleet_id", "fleet_position", "pk"
+        )
+    )
+    if not targets:
+        return []
+    before = {env.pk: _read_key(env) for env in targets}
+    max_age = drift_max_age()
+
+    def read(env: Environment) -> tuple[Environment, tuple[str, ...] | None]:
+        try:
+            fields = _status_read_into(env, check_drift=True, drift_max_age=max_age)
+        except Exception:
+            logger.exception("status read of target %s failed", env.slug)
+            return env, None
+        return env, tuple(fields)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets)))) as pool:
+        results = list(pool.map(read, targets))
+    by_fields: dict[tuple[str, ...], list[Environment]] = {}
+    for env, fields in results:
+        if fields is not None:
+            by_fields.setdefault(fields, []).append(env)
+    for fields, rows in by_fields.items():  # two groups at most: drift compared or kept
+        Environment.objects.bulk_update(rows, list(fields), batch_size=FLEET_WRITE_BATCH)
+    for env, fields in results:
+        if fields is not None and _read_is_news(before[env.pk], env):
+            status_refreshed.send(sender=Environment, environment=env)
+    logger.info("read %d targets of %d fleet(s)", len(targets), len(fleet_ids))
+    return targets
+
+
+def _read_key(environment: Environment) -> tuple[str, tuple[str, ...]]:
+    return environment.status_state, tuple(sorted(environment.current_heads or ()))
+
+
+def _read_is_news(before: tuple[str, tuple[str, ...]], environment: Environment) -> bool:
+    """Whether ``status_refreshed`` has anything to act on after this target's read.
+
+    Its receivers make pending requests stale when the heads moved and settle
+    a run whose outcome is unknown from the heads read. A read that found no
+    heads (unreachable), or the same state and heads as the previous one on a
+    target whose last run is not unknown, gives them nothing new; a fleet of
+    500 unchanged targets then costs no query per target.
+    """
+    if environment.status_state == Environment.StatusState.UNREACHABLE:
+        return False
+    return before != _read_key(environment) or environment.last_run_outcome == "unknown"
+
+
+def fleet_refresh_enqueue(*, fleet: Environment) -> int:
+    """Queue one status read per current target of ``fleet``; return how many were queued now.
+
+    The workers read the targets in parallel and the pages read the cache.
+    Each read goes through ``environment_refresh_enqueue`` (deduplicated on
+    the target's row: a target whose read is already queued is not queued
+    twice, and a broker error is logged, not raised).
+    """
+    ids = Environment.objects.targets_of(fleet).values_list("pk", flat=True)
+    return sum(environment_refresh_enqueue(environment_id=pk) for pk in ids)
 
 
 # --- plans ------------------------------------------------------------------

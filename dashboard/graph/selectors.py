@@ -11,6 +11,7 @@ only re-renders the frame; an edited revision file changes the fingerprint.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,34 @@ def graph_current() -> RevisionGraph:
 
 
 def environment_marks() -> list[EnvironmentMark]:
-    """Environments in pipeline order with their last-read heads."""
-    rows = Environment.objects.order_by("position", "name").values_list(
-        "slug", "name", "current_heads"
+    """Environments in pipeline order with their last-read heads.
+
+    A fleet is one mark per head set among its targets ("Tenants ×180"), not
+    one per target: two queries whatever the number of targets.
+    """
+    rows = (
+        Environment.objects.pipeline()
+        .order_by("position", "name")
+        .values_list("pk", "slug", "name", "current_heads", "is_fleet")
     )
-    return [EnvironmentMark(slug, name, tuple(heads or ())) for slug, name, heads in rows]
+    rows = list(rows)
+    fleets = {pk: (slug, name) for pk, slug, name, _, is_fleet in rows if is_fleet}
+    head_sets: dict[int, Counter[tuple[str, ...]]] = defaultdict(Counter)
+    if fleets:
+        targets = Environment.objects.filter(
+            fleet_id__in=list(fleets), retired_at__isnull=True
+        ).values_list("fleet_id", "current_heads")
+        for fleet_id, heads in targets:
+            if heads:
+                head_sets[fleet_id][tuple(sorted(heads))] += 1
+    marks = []
+    for pk, slug, name, heads, is_fleet in rows:
+        if not is_fleet:
+            marks.append(EnvironmentMark(slug, name, tuple(heads or ())))
+            continue
+        for key, count in head_sets[pk].most_common():
+            marks.append(EnvironmentMark(slug, f"{name} ×{count}", key))
+    return marks
 
 
 def _error_rows(errors: tuple[GraphError, ...]) -> list[dict[str, Any]]:
