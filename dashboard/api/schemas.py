@@ -23,6 +23,34 @@ class ErrorOut(Schema):
 # --- environments ---------------------------------------------------------
 
 
+class FleetHeadSetOut(Schema):
+    heads: list[str]
+    targets: int
+
+
+class FleetSummaryOut(Schema):
+    states: dict[str, int] = Field(
+        description="Targets per state: up_to_date, pending, drifted, unreachable and unknown"
+        " (not read yet)."
+    )
+    head_sets: list[FleetHeadSetOut] = Field(
+        description="Targets read up to date or pending, per set of current heads, most first."
+    )
+    oldest_read: datetime | None = Field(description="The oldest read among the targets read.")
+
+
+class FleetOut(Schema):
+    targets: int = Field(description="Current targets (retired ones left out).")
+    summary: FleetSummaryOut
+
+
+class TargetOfOut(Schema):
+    fleet: str = Field(description="The fleet's slug.")
+    name: str
+    position: int = Field(description="Place in the fleet's rollout order (1 is first).")
+    retired: bool = Field(description="Removed from the fleet's list, kept for its history.")
+
+
 class EnvironmentOut(Schema):
     slug: str
     name: str
@@ -42,6 +70,13 @@ class EnvironmentOut(Schema):
     dialect: str
     required_approvals: int
     url: str = Field(description="The environment's page in the dashboard.")
+    fleet: FleetOut | None = Field(
+        description="For a fleet: its targets' summary (a fleet's own status fields stay"
+        " unknown, its targets have the status); null for any other environment."
+    )
+    target_of: TargetOfOut | None = Field(
+        description="For one target of a fleet (slug <fleet>--<name>): which; null otherwise."
+    )
 
 
 # --- revision graph ---------------------------------------------------------
@@ -135,6 +170,73 @@ class RunOut(Schema):
     error: str
 
 
+# --- fleet rollouts -----------------------------------------------------------
+
+RolloutState = Literal["pending", "running", "soaking", "halted", "succeeded", "cancelled"]
+TargetState = Literal[
+    "pending", "queued", "running", "succeeded", "failed", "interrupted", "unknown", "skipped"
+]
+
+
+class RolloutWaveOut(Schema):
+    number: int = Field(description="1 is the canary.")
+    size: int = Field(description="Targets in this wave.")
+    state: Literal["pending", "running", "soaking", "halted", "done", "cancelled"] = Field(
+        description="pending (not reached), the rollout's state while it is the current wave,"
+        " done (passed), cancelled."
+    )
+    counts: dict[str, int] = Field(description="Targets of the wave in each target state.")
+
+
+class RolloutPlanOut(Schema):
+    index: int
+    from_heads: list[str]
+    to_heads: list[str]
+    revisions: list[str] = Field(description="The plan's revisions, in the order they run.")
+    sql_sha256: str
+    destructive: bool
+    targets: int = Field(description="How many targets were at from_heads when it was pinned.")
+
+
+class RolloutTargetOut(Schema):
+    name: str
+    environment: str = Field(description="The target's own environment slug (<fleet>--<name>).")
+    wave: int
+    state: TargetState
+    plan: int | None = Field(description="Index of the plan it runs; null until it has one.")
+    request: int | None = Field(
+        description="The child request of its current attempt (GET /requests/{id}), or null."
+    )
+    attempts: int
+    from_heads: list[str]
+    to_heads: list[str]
+    final_heads: list[str] | None = Field(description="Heads read when its run ended.")
+    applied: int
+    total_steps: int
+    gate_passed: bool | None
+    error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RolloutOut(Schema):
+    state: RolloutState
+    state_label: str
+    current_wave: int
+    halted_reason: str = Field(description="Why it halted (which targets failed), or empty.")
+    parallelism: int
+    halt_after_failures: int
+    soak_seconds: float | None
+    soak_until: datetime | None = Field(description="When the current soak ends, while soaking.")
+    gate_sql: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    counts: dict[str, int] = Field(description="All targets in each target state.")
+    waves: list[RolloutWaveOut]
+    plans: list[RolloutPlanOut]
+    targets: list[RolloutTargetOut] = Field(description="In rollout order.")
+
+
 class RequestOut(Schema):
     id: int
     url: str = Field(description="The request's page in the dashboard (post it in chat).")
@@ -175,3 +277,10 @@ class RequestOut(Schema):
     approvals_given: int = Field(description="Live (unexpired) approvals.")
     approvals: list[ApprovalOut]
     run: RunOut | None
+    parent: int | None = Field(
+        description="For a fleet target's run (a child request): the fleet's request; else null."
+    )
+    rollout: RolloutOut | None = Field(
+        description="For a fleet's request: its rollout, wave by wave and target by target;"
+        " null for a single environment's request (and for a child request)."
+    )

@@ -3,13 +3,16 @@
 Property-based requests come from ``/api/v1/openapi.json`` itself, valid and
 invalid ones, sent with a developer's token to the real Django application
 (the WSGI handler, not the test client) on the test database with two
-environments, one reachable and one not, and an existing request.
+environments, one reachable and one not, an existing request, and a fleet of
+two SQLite tenants with a pending request (its rollout in the answer).
 """
 # ruff: noqa: F811  (fixtures imported from tests.dashboard.api_support)
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +31,10 @@ from schemathesis.specs.openapi.checks import (
 
 from dashboard.approvals.models import MigrationRequest
 from dashboard.approvals.services.requests import migration_request_create
+from dashboard.environments.models import Environment
+from dashboard.environments.services import environment_status_refresh
 from tests.dashboard.api_support import api_envs, api_project, make_token  # noqa: F401
+from tests.dashboard.rollouts_support import make_fleet
 
 CHECKS = [
     not_a_server_error,
@@ -56,18 +62,42 @@ def wsgi_app() -> Iterator[WSGIHandler]:
 
 
 @pytest.fixture
+def fleet_request_id(
+    api_project: tuple[Path, Path], api_envs: dict[str, Any], tmp_path: Path, developer: Any
+) -> int:
+    """A pending request of a fleet of two SQLite tenants at ``a``."""
+    _, at_a = api_project
+    for name in ("acme", "globex"):
+        shutil.copy(at_a, tmp_path / f"tenant_{name}.sqlite3")
+    fleet = make_fleet(
+        slug="tenants",
+        names=["acme", "globex"],
+        url_template=f"sqlite:///{tmp_path}/tenant_{{target}}.sqlite3",
+        directory=tmp_path,
+        waves=[1, "100%"],
+    )
+    for target in Environment.objects.targets_of(fleet):  # in this thread: the test's transaction
+        environment_status_refresh(environment=target, check_drift=False)
+    created = migration_request_create(
+        environment=fleet, actor=developer, direction="upgrade", target="c", reason="x"
+    )
+    return created.pk
+
+
+@pytest.fixture
 def api_schema(
     wsgi_app: WSGIHandler,
     api_envs: dict[str, Any],
+    fleet_request_id: int,
     developer: Any,
     make_token: Callable[..., str],
-) -> tuple[Any, dict[str, str], int]:
+) -> tuple[Any, dict[str, str], int, int]:
     headers = {"Authorization": f"Bearer {make_token(developer)}"}
     existing = migration_request_create(
         environment=api_envs["dev"], actor=developer, direction="upgrade", target="b", reason="x"
     )
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi_app, headers=headers)
-    return schema, headers, existing.pk
+    return schema, headers, existing.pk, fleet_request_id
 
 
 def _fuzz(operation: Any, headers: dict[str, str], mode: GenerationMode, **fixed: Any) -> None:
@@ -86,9 +116,9 @@ def _fuzz(operation: Any, headers: dict[str, str], mode: GenerationMode, **fixed
 
 
 def test_the_api_never_fails_and_always_answers_as_documented(
-    api_schema: tuple[Any, dict[str, str], int],
+    api_schema: tuple[Any, dict[str, str], int, int],
 ) -> None:
-    schema, headers, request_id = api_schema
+    schema, headers, request_id, fleet_request_id = api_schema
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} == {
         "GET /api/v1/environments",
@@ -97,6 +127,8 @@ def test_the_api_never_fails_and_always_answers_as_documented(
         "GET /api/v1/requests",
         "POST /api/v1/requests",
         "GET /api/v1/requests/{request_id}",
+        "POST /api/v1/requests/{request_id}/resume",
+        "POST /api/v1/requests/{request_id}/cancel",
     }
     for operation in operations:
         for mode in EXAMPLES:
@@ -106,9 +138,15 @@ def test_the_api_never_fails_and_always_answers_as_documented(
         ("/api/v1/environments/{slug}", {"slug": "dev"}),
         ("/api/v1/environments/{slug}", {"slug": "prod"}),
         ("/api/v1/requests/{request_id}", {"request_id": request_id}),
+        ("/api/v1/requests/{request_id}", {"request_id": fleet_request_id}),
     ):
         _fuzz(schema[path]["GET"], headers, GenerationMode.POSITIVE, path_parameters=params)
+    # The developer may not resume or cancel the fleet's rollout: a documented 403.
+    for path in ("/api/v1/requests/{request_id}/resume", "/api/v1/requests/{request_id}/cancel"):
+        params = {"request_id": fleet_request_id}
+        _fuzz(schema[path]["POST"], headers, GenerationMode.POSITIVE, path_parameters=params)
     create = {"environment": "dev", "direction": "upgrade", "target": "c", "reason": "fuzz"}
     _fuzz(schema["/api/v1/requests"]["POST"], headers, GenerationMode.POSITIVE, body=create)
     assert MigrationRequest.objects.filter(target="c", reason="fuzz").exists()
     assert MigrationRequest.objects.filter(pk=request_id, status="pending").exists()
+    assert MigrationRequest.objects.get(pk=fleet_request_id).rollout.state == "pending"

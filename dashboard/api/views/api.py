@@ -7,6 +7,9 @@ browser session; 401 JSON otherwise), the same permission as the browser page
 or the approval policy's own sentence). Approving is not offered here on
 purpose: people approve in the browser, and ``POST /requests/{id}/approve`` or
 ``/reject`` only answer 403 with the reason (left out of the OpenAPI document).
+A fleet's rollout is resumed or cancelled here by its tech leads
+(``dashboard.rollouts.services.actions``: permission, audit and state checks
+are the service's; a refusal of the action itself is a 409).
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ from dashboard.approvals.services import requests as request_services
 from dashboard.approvals.services.decisions import approver_refusal
 from dashboard.approvals.services.requests import RequestRefused, migration_request_create
 from dashboard.environments.models import Environment
+from dashboard.rollouts.models import Rollout
+from dashboard.rollouts.services.actions import (
+    RolloutActionRefused,
+    rollout_cancel,
+    rollout_resume,
+)
+from dashboard.rollouts.transitions import RolloutTransitionRefused
 
 # The same permissions as the browser pages of the same data.
 VIEW = "environments.view_environment"
@@ -47,7 +57,7 @@ api = NinjaAPI(
         "follow it. Authenticate with `Authorization: Bearer <token>`; create a personal token "
         "in the admin (API tokens). Approvals happen in the browser."
     ),
-    # Reads: a token or a browser session; the one write (POST /requests): a token only.
+    # Reads: a token or a browser session; writes (POST): a token only.
     auth=[ApiTokenAuth(), BrowserSessionReadAuth()],
     urls_namespace="api",
     docs_decorator=docs_access,
@@ -100,6 +110,8 @@ def _plain(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tags=["environments"],
     url_name="environments",
     summary="Environments in pipeline order with their last-read status",
+    description="A fleet is one entry with `fleet` (its targets' summary); its targets are not"
+    " listed (GET /environments/{fleet}--{target} reads one).",
 )
 def environments_list(request: HttpRequest) -> list[dict[str, Any]]:
     _require(request, VIEW)
@@ -113,9 +125,13 @@ def environments_list(request: HttpRequest) -> list[dict[str, Any]]:
     tags=["environments"],
     url_name="environment",
     summary="One environment with its last-read status",
+    description="Also a fleet (with `fleet`) or one of its targets (slug `<fleet>--<target>`,"
+    " with `target_of`).",
 )
 def environments_get(
-    request: HttpRequest, slug: str = Path(..., max_length=50, pattern=SLUG_PATTERN)
+    # 120: a target's slug is the fleet's (50 at most) + "--" + its name.
+    request: HttpRequest,
+    slug: str = Path(..., max_length=120, pattern=SLUG_PATTERN),
 ) -> Any:
     _require(request, VIEW)
     try:
@@ -165,9 +181,13 @@ def requests_list(
     auth=ApiTokenAuth(),
     summary="Ask for a migration (pins the plan; approvers decide in the browser)",
     description=(
-        "400: unknown environment, bad or unreachable target, nothing to do, missing reason. "
+        "A fleet's slug makes one request for all its targets, a plan pinned per head set "
+        "and a rollout in waves (see `rollout` in the answer). "
+        "400: unknown environment, bad or unreachable target, nothing to do, missing reason, "
+        "one target of a fleet (request the fleet). "
         "409: another request of the environment is approved or running. "
-        "503: the environment's database cannot be reached."
+        "503: the environment's database cannot be reached (for a fleet: no target's "
+        "status is known yet)."
     ),
 )
 def requests_create(request: HttpRequest, body: RequestIn) -> Status[dict[str, Any]]:
@@ -204,7 +224,7 @@ def refusal_status(exc: RequestRefused) -> int:
     operation_id="requests_get",
     tags=["requests"],
     url_name="request",
-    summary="One request: state, approvals and run progress",
+    summary="One request: state, approvals, run progress and, for a fleet, its rollout",
 )
 def requests_get(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**63 - 1)) -> Any:
     _require(request, VIEW_REQUESTS)
@@ -212,6 +232,69 @@ def requests_get(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**6
         return selectors.api_request_get(pk=request_id)
     except MigrationRequest.DoesNotExist:
         return Status(404, {"detail": f"no request #{request_id}"})
+
+
+ROLLOUT_ERRORS: dict[int, Any] = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, **ERRORS}
+
+
+def _rollout_or_404(request: HttpRequest, request_id: int, action: str) -> Rollout:
+    _require(request, VIEW_REQUESTS)
+    try:
+        rollout = selectors.api_rollout_of(pk=request_id)
+    except MigrationRequest.DoesNotExist:
+        raise HttpError(404, f"no request #{request_id}") from None
+    if rollout is None:
+        raise HttpError(
+            404, f"request #{request_id} is not a fleet's request: it has no rollout to {action}"
+        )
+    return rollout
+
+
+@api.post(
+    "/requests/{request_id}/resume",
+    response={200: RequestOut, **ROLLOUT_ERRORS},
+    operation_id="requests_resume",
+    tags=["requests"],
+    auth=ApiTokenAuth(),
+    url_name="request_resume",
+    summary="Resume a halted rollout: retry its failed targets, then the remaining waves",
+    description=(
+        "For the fleet's tech leads (403 for others, with the reason). "
+        "404: no such request, or not a fleet's request. "
+        "409: the rollout is not halted, or the pinned files changed since approval "
+        "(the detail says which). Answers the request with its rollout."
+    ),
+)
+def requests_resume(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**63 - 1)) -> Any:
+    rollout = _rollout_or_404(request, request_id, "resume")
+    try:
+        rollout_resume(rollout=rollout, actor=request.auth, http_request=request)
+    except (RolloutActionRefused, RolloutTransitionRefused) as exc:
+        return Status(409, {"detail": str(exc)})
+    return selectors.api_request_get(pk=request_id)
+
+
+@api.post(
+    "/requests/{request_id}/cancel",
+    response={200: RequestOut, **ROLLOUT_ERRORS},
+    operation_id="requests_cancel",
+    tags=["requests"],
+    auth=ApiTokenAuth(),
+    url_name="request_cancel",
+    summary="Cancel the rest of a rollout: targets not started are skipped, running ones finish",
+    description=(
+        "For the fleet's tech leads (403 for others, with the reason). "
+        "404: no such request, or not a fleet's request. "
+        "409: the rollout has already ended. Answers the request with its rollout."
+    ),
+)
+def requests_cancel(request: HttpRequest, request_id: int = Path(..., ge=1, le=2**63 - 1)) -> Any:
+    rollout = _rollout_or_404(request, request_id, "cancel")
+    try:
+        rollout_cancel(rollout=rollout, actor=request.auth, http_request=request)
+    except (RolloutActionRefused, RolloutTransitionRefused) as exc:
+        return Status(409, {"detail": str(exc)})
+    return selectors.api_request_get(pk=request_id)
 
 
 def _decision_refused(request: HttpRequest, request_id: int) -> None:
