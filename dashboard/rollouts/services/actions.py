@@ -24,6 +24,7 @@ from dashboard.rollouts.models import Rollout, RolloutTarget
 from dashboard.rollouts.services.scheduler import (
     rollout_kick_on_commit,
     state_counts,
+    targets_read_on_commit,
     targets_sync,
 )
 
@@ -34,29 +35,55 @@ class RolloutActionRefused(Exception):
     """The action does not apply to the rollout now; the message says why (HTTP 409)."""
 
 
+_STATE_WORDS = {
+    Rollout.State.PENDING: "is waiting for approval",
+    Rollout.State.RUNNING: "is running",
+    Rollout.State.SOAKING: "is soaking",
+    Rollout.State.HALTED: "has halted",
+    Rollout.State.SUCCEEDED: "has succeeded",
+    Rollout.State.CANCELLED: "was cancelled",
+}
+
+
+def state_words(rollout: Rollout) -> str:
+    """ "is running", "has succeeded"…: the rollout's state in a sentence."""
+    return _STATE_WORDS.get(rollout.state, f"is {rollout.state}")
+
+
 def rollout_action_refusal(*, rollout: Rollout, user: Any) -> str | None:
-    """Why ``user`` may not resume, cancel or hurry this rollout, or None (the fleet's leads)."""
-    return run_cancel_refusal(request=rollout.request, user=user)
+    """Why ``user`` may not resume, cancel or hurry this rollout, or None (the fleet's leads).
+
+    The same people as those who cancel a run (``run_cancel_refusal``), said
+    in the rollout's words.
+    """
+    if run_cancel_refusal(request=rollout.request, user=user) is None:
+        return None
+    fleet = rollout.request.environment
+    if not user.has_perm("dashboard.approve_migration"):
+        return "only a tech lead may resume, cancel or hurry a rollout"
+    return f"only members of {fleet.approver_group} resume, cancel or hurry rollouts of {fleet}"
 
 
 def _check(rollout: Rollout, user: Any) -> Rollout:
     refusal = rollout_action_refusal(rollout=rollout, user=user)
     if refusal:
         raise PermissionDenied(refusal)
-    locked = (
-        Rollout.objects.select_for_update()
-        .select_related("request__environment")
-        .get(pk=rollout.pk)
-    )
+    # Lock the rollout row alone, then read it and its request as they are now.
+    Rollout.objects.select_for_update().filter(pk=rollout.pk).values_list("pk", flat=True).get()
+    locked = Rollout.objects.select_related("request__environment").get(pk=rollout.pk)
     targets_sync(locked)
     return locked
 
 
 def files_changed(rollout: Rollout) -> str | None:
-    """What changed in the pinned files since approval (a sentence), or None."""
+    """The pinned files that changed since approval (their paths, comma-separated), or None."""
     hashes: dict[str, str] = {}
+    paths: dict[str, str] = {}
     for plan in rollout.plans.all():
         hashes |= {step["revision"]: step["sha256"] for step in plan.steps}
+        paths |= {
+            step["revision"]: f"{step['path']} (revision {step['revision']})" for step in plan.steps
+        }
     try:
         load_pinned_script(
             alembic_config(),
@@ -64,7 +91,7 @@ def files_changed(rollout: Rollout) -> str | None:
             env_sha256=rollout.request.env_sha256 or None,
         )
     except PinMismatch as exc:
-        return str(exc)
+        return ", ".join(paths.get(name, name) for name in exc.changed)
     return None
 
 
@@ -79,7 +106,7 @@ def rollout_resume(*, rollout: Rollout, actor: Any, http_request: HttpRequest | 
         locked = _check(rollout, actor)
         if locked.state != Rollout.State.HALTED:
             raise RolloutActionRefused(
-                f"the rollout is {locked.get_state_display().lower()}; only a halted one resumes"
+                f"the rollout {state_words(locked)}; only a halted one resumes"
             )
         changed = files_changed(locked)
         if changed:
@@ -120,7 +147,7 @@ def rollout_cancel(
     with transaction.atomic():
         locked = _check(rollout, actor)
         if locked.state in Rollout.ENDED_STATES:
-            raise RolloutActionRefused(f"the rollout has {locked.get_state_display().lower()}")
+            raise RolloutActionRefused(f"the rollout {state_words(locked)}")
         note = f"cancelled by {actor.get_username()}"
         queued = locked.targets.filter(state=Target.QUEUED).select_related("request")
         for row in queued:
@@ -137,6 +164,7 @@ def rollout_cancel(
         transitions.rollout_cancelled(
             locked, actor=actor, http_request=http_request, summary=summary
         )
+        targets_read_on_commit(locked)
     rollout.refresh_from_db()
     return summary
 

@@ -131,14 +131,15 @@ def rollouts_tick() -> int:
 
 def _advance_once(rollout_id: int) -> _Step:
     with transaction.atomic():
-        rollout = (
-            Rollout.objects.select_for_update(of=("self",))
-            .select_related("request__environment")
-            .filter(pk=rollout_id)
-            .first()
-        )
+        # No join in the locking query: a step that waited for the lock gets the rollout row
+        # as committed, but joined rows as they were when its query began (READ COMMITTED),
+        # and would dispatch against a request still "approved". Read the request after.
+        rollout = Rollout.objects.select_for_update().filter(pk=rollout_id).first()
         if rollout is None:
             return _Step(state="")
+        rollout.request = MigrationRequest.objects.select_related("environment").get(
+            pk=rollout.request_id
+        )
         targets_sync(rollout)
         step = _decide(rollout)
         step.state = Rollout.objects.filter(pk=rollout_id).values_list("state", flat=True).get()
@@ -151,6 +152,8 @@ def targets_sync(rollout: Rollout) -> int:
         RolloutTarget.objects.filter(rollout=rollout, state__in=RolloutTarget.IN_FLIGHT)
         .exclude(request__isnull=True)
         .select_related("request__run")
+        # Not the child's pinned plan (its SQL and steps, tens of kB a row): unused here.
+        .defer("request__steps", "request__sql", "request__findings", "request__pinned_settings")
     )
     changed = []
     for row in rows:
@@ -215,9 +218,10 @@ def _decide(rollout: Rollout) -> _Step:
     if state != Rollout.State.RUNNING:
         return _Step()
     wave = rollout.current_wave
-    rows = list(
-        rollout.targets.filter(wave=wave).select_related("environment", "plan").order_by("position")
-    )
+    # No join here: a joined plan brings its SQL and steps on every row (~1 s for a wave of
+    # 180 Magnetiq2 targets, under the row lock, on every step). _dispatch reads the plans
+    # once, and the environment only of a target it dispatches without a plan.
+    rows = list(rollout.targets.filter(wave=wave).order_by("position"))
     failures = [row for row in rows if row.is_failure]
     if len(failures) >= rollout.halt_after_failures:
         _halt(rollout, failures, wave)
@@ -228,7 +232,8 @@ def _decide(rollout: Rollout) -> _Step:
     if any(row.state in RolloutTarget.IN_FLIGHT for row in rows):
         return _Step()
     # The wave has ended below the failure threshold.
-    if rollout.soak and rollout.soaked_wave < wave:
+    # Soak between waves (none after the last: nothing waits for it).
+    if rollout.soak and rollout.soaked_wave < wave < rollout.wave_count:
         transitions.soak_started(rollout, seconds=rollout.soak.total_seconds())
         return _Step()
     if rollout.gate_sql and rollout.gated_wave < wave:
@@ -266,12 +271,35 @@ def _notify_requester(rollout: Rollout) -> None:
     from dashboard.approvals.notifications import notify_requester_on_commit
 
     notify_requester_on_commit(request_id=rollout.request_id)
+    targets_read_on_commit(rollout)
 
 
-def _plan_for(rollout: Rollout, row: RolloutTarget) -> tuple[RolloutPlan | None, str]:
-    """The pinned plan for the target's heads now (targets unread at request time), or why none."""
-    if row.plan is not None:
-        return row.plan, ""
+def targets_read_on_commit(rollout: Rollout) -> None:
+    """Queue a full status read (drift included) of every target that ran, after the commit.
+
+    A target's run already stored the heads it read; the full read waits for
+    the rollout to halt or end so it never queues in front of the rollout's steps.
+    """
+    from dashboard.environments.dispatch import environment_refresh_enqueue
+
+    ids = list(
+        rollout.targets.exclude(request__isnull=True).values_list("environment_id", flat=True)
+    )
+
+    def enqueue() -> None:
+        for environment_id in ids:
+            environment_refresh_enqueue(environment_id=environment_id)
+
+    transaction.on_commit(enqueue)
+
+
+def _plan_for(row: RolloutTarget, plans: dict[int, RolloutPlan]) -> tuple[RolloutPlan | None, str]:
+    """The pinned plan for the target's heads now (targets unread at request time), or why none.
+
+    ``plans`` are the rollout's plans by id, read once per step.
+    """
+    if row.plan_id is not None:
+        return plans[row.plan_id], ""
     env = row.environment
     if env.status_state not in ("up_to_date", "pending", "no_version_table"):
         return None, (
@@ -280,7 +308,7 @@ def _plan_for(rollout: Rollout, row: RolloutTarget) -> tuple[RolloutPlan | None,
             " its status and resume"
         )
     heads = heads_key(env.current_heads)
-    for plan in rollout.plans.all():
+    for plan in plans.values():
         if heads_key(plan.from_heads) == heads:
             return plan, ""
         if heads_key(plan.to_heads) == heads:
@@ -295,19 +323,25 @@ def _dispatch(rollout: Rollout, pending: list[RolloutTarget]) -> _Step:
     request = rollout.request
     shortfall = approvals_shortfall(request)
     if shortfall is not None:
+        # The running request takes no new approval: say what does move it on.
+        names = ", ".join(shortfall.discounted)
+        lapsed = f"; no longer counted: {names}" if names else ""
         reason = (
             f"approvals no longer meet the policy ({shortfall.valid} of {shortfall.required}"
-            " still count): a tech lead must approve again before the rollout goes on"
+            f" still count{lapsed}): restore the approvers' rights and resume, or cancel the"
+            " rest and request the fleet again"
         )
         transitions.rollout_halted(rollout, reason=reason, failed=[])
+        _notify_requester(rollout)
         return _Step()
     in_flight = rollout.targets.filter(state__in=RolloutTarget.IN_FLIGHT).count()
     free = rollout.parallelism - in_flight
     progressed = False
+    plans = {plan.pk: plan for plan in rollout.plans.all()} if free > 0 else {}
     for row in pending:
         if free <= 0:
             break
-        plan, why = _plan_for(rollout, row)
+        plan, why = _plan_for(row, plans)
         if plan is None:
             skipped = why.startswith("skipped")
             RolloutTarget.objects.filter(pk=row.pk, state=Target.PENDING).update(
