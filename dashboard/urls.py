@@ -24,6 +24,7 @@ urlpatterns = [
     path("environments/", include("dashboard.environments.urls")),
     path("audit/", include("dashboard.audit.urls")),
     path("requests/", include("dashboard.approvals.urls")),
+    path("requests/", include("dashboard.rollouts.urls")),
     path("api/v1/", include("dashboard.api.urls")),
     path("admin/", admin.site.urls),
 ]

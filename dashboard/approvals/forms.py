@@ -12,8 +12,9 @@ from dashboard.environments.models import Environment
 
 
 class RequestForm(forms.Form):
+    # People request a fleet, never one of its targets (a rollout runs those).
     environment = forms.ModelChoiceField(
-        queryset=Environment.objects.all(), to_field_name="slug", empty_label=None
+        queryset=Environment.objects.pipeline(), to_field_name="slug", empty_label=None
     )
     direction = forms.ChoiceField(
         choices=MigrationRequest.Direction.choices, initial=MigrationRequest.Direction.UPGRADE

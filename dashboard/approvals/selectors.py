@@ -75,7 +75,8 @@ def requests_waiting_for(*, user: Any) -> list[MigrationRequest]:
 
 
 def request_detail(*, pk: int) -> MigrationRequest:
-    return _base().select_related("environment__approver_group").get(pk=pk)
+    """The request with its environment, run and (a fleet's request) its rollout: one query."""
+    return _base().select_related("environment__approver_group", "rollout").get(pk=pk)
 
 
 def request_decisions(*, request: MigrationRequest) -> list[Approval]:

@@ -5,6 +5,12 @@ policy is enforced again in the services (``PermissionDenied`` -> 403). The
 request form reads only the environment's cached status on GET; *Preview*
 (a POST) reads the target live, with the connect timeout. A refused decision
 renders the page again with what was typed and the reason once, inline.
+
+A fleet (``dashboard.rollouts``): the form previews one plan per head set
+among its targets, from their cached statuses (also on *Preview*: a fleet is
+not read at request time), and the request page shows the pinned plans, the
+waves and the rollout's progress (``rollouts.selectors``; the live rollout
+page is ``rollouts.views``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from dashboard.approvals.services.requests import (
     migration_request_create,
     migration_request_preview,
 )
+from dashboard.rollouts import selectors as rollout_selectors
 from dashboard.security import reauthenticate_url, recently_authenticated
 
 VIEW_PERM = "approvals.view_migrationrequest"
@@ -118,6 +125,10 @@ def _plan_preview(form: RequestForm, *, live: bool) -> dict[str, Any]:
     if not form.is_bound or not form.is_valid():
         return {}
     inputs = form.plan_inputs()
+    if inputs["environment"].is_fleet:
+        # A fleet's plans come from its targets' cached statuses, also on *Preview*:
+        # each target's heads are read again, live, under its lock before it runs.
+        return {"preview": rollout_selectors.fleet_plan_preview(**inputs)}
     if not live:
         return {"preview": selectors.request_plan_cached(**inputs)}
     try:
@@ -138,8 +149,13 @@ def _status_context(request: HttpRequest, pk: int) -> dict[str, Any]:
         raise Http404("No such request") from None
     run = getattr(migration, "run", None)  # the reverse one-to-one raises when absent
     can_cancel = bool(run and run.is_running and not run.cancel_requested_at)
+    rollout = getattr(migration, "rollout", None)  # a fleet's request
     return {
         "migration": migration,
+        "rollout": rollout,
+        "rollout_progress": rollout_selectors.rollout_progress(rollout=rollout)
+        if rollout
+        else None,
         "stale": selectors.request_stale_reason(request=migration),
         "run": run,
         "run_view": selectors.run_view(request=migration, run=run) if run else None,
@@ -170,6 +186,9 @@ def _detail_context(
             direction=migration.direction, destructive=migration.destructive, summary=risk
         ),
         "decision_form": decision_form,
+        "fleet": rollout_selectors.fleet_review(rollout=context["rollout"])
+        if context["rollout"]
+        else None,
     }
 
 

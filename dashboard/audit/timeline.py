@@ -15,6 +15,16 @@ those events is the approvals app's (``dashboard/approvals/transitions.py``):
   migration ran, in order), ``committed``, ``final_heads``,
   ``approved_revisions``, ``approved_sql_sha256`` and ``executed_statements``.
 
+A fleet's request (docs/fleets.md) runs as a rollout: its own events are
+``dashboard.rollout.*`` (started, halted, resumed, proceeded, then succeeded,
+failed or cancelled), and each target runs a child request of its own, on the
+target's environment (slug ``<fleet>--<target>``), whose ``dashboard.run.*``
+events carry ``fleet``, ``target`` and ``parent_request`` in the payload. The
+timeline of the fleet groups those children under their parent
+(``TimelineEntry.targets``); a child is approved through its parent, so the
+"approved before execution" check of each target's start is made against the
+parent's approvals at that moment.
+
 The approved hash covers the SQL rendered offline at request time, the
 executed one the statements sent online: they differ by nature and are shown,
 not compared. What is compared is which revisions ran against the plan that
@@ -24,6 +34,7 @@ checks that need a missing key are skipped, never guessed.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +45,10 @@ from dashboard.audit.models import AuditEvent
 
 RUN_END_VERBS = frozenset({"succeeded", "failed", "interrupted", "cancelled", "unknown"})
 RUN_CORRECTION_VERBS = frozenset({"corrected", "settled"})
+ROLLOUT_END_VERBS = frozenset({"succeeded", "failed", "cancelled"})
+# A fleet's target is an environment of its own: ``<fleet>--<target>``
+# (``dashboard.environments.models.target_slug``; audit imports no other app).
+TARGET_SLUG_SEPARATOR = "--"
 
 
 @dataclass
@@ -94,6 +109,13 @@ class TimelineEntry:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
+    # A fleet's request: its rollout, and one entry per target's child request.
+    is_rollout: bool = False
+    targets: list[TimelineEntry] = field(default_factory=list)
+    # A child request: which fleet's request it is a target of.
+    parent_request: int | None = None
+    fleet: str = ""
+    target: str = ""
 
     @property
     def duration(self) -> timedelta | None:
@@ -108,6 +130,23 @@ class TimelineEntry:
     def flag(self, problem: str) -> None:
         if problem not in self.problems:
             self.problems.append(problem)
+
+    @property
+    def target_outcomes(self) -> list[tuple[str, int]]:
+        """(outcome, targets) of a rollout, each target counted once at its latest attempt."""
+        latest: dict[str, TimelineEntry] = {}
+        for child in self.targets:
+            latest[child.target or str(child.request_id)] = child
+        counts = Counter(child.outcome for child in latest.values())
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    @property
+    def target_count(self) -> int:
+        return len({child.target or str(child.request_id) for child in self.targets})
+
+    @property
+    def target_problems(self) -> int:
+        return sum(1 for child in self.targets if child.problems)
 
 
 def audit_run_timeline(*, environment: str, limit: int = 50) -> list[TimelineEntry]:
@@ -124,13 +163,59 @@ def audit_run_timeline(*, environment: str, limit: int = 50) -> list[TimelineEnt
     entries = {request_id: TimelineEntry(request_id=request_id) for request_id in request_ids}
     for event in events:
         entries[event.request_id].events.append(event)
+    rollouts = [
+        entry.request_id
+        for entry in entries.values()
+        if any(event.action.startswith("dashboard.rollout.") for event in entry.events)
+    ]
+    children = _target_entries(fleet=environment, parents=rollouts) if rollouts else {}
     for entry in entries.values():
-        _Replay(entry).run()
+        targets = children.get(entry.request_id, [])
+        target_starts = [
+            event
+            for child in targets
+            for event in child.events
+            if event.action == "dashboard.run.started"
+        ]
+        _Replay(entry, target_starts=target_starts).run()
+        entry.targets = targets
     return [entries[request_id] for request_id in request_ids]
 
 
 def _lifecycle() -> Q:
-    return Q(action__startswith="dashboard.request.") | Q(action__startswith="dashboard.run.")
+    return (
+        Q(action__startswith="dashboard.request.")
+        | Q(action__startswith="dashboard.run.")
+        | Q(action__startswith="dashboard.rollout.")
+    )
+
+
+def _target_entries(*, fleet: str, parents: list[int]) -> dict[int, list[TimelineEntry]]:
+    """The child requests of the rollouts ``parents`` of fleet ``fleet``, replayed, by parent.
+
+    Their events are on the targets' environments; found through the
+    ``(environment_slug, seq)`` index (the targets' slugs, from the log's own
+    list of slugs) and the ``parent_request`` of their payload, in one query.
+    """
+    from dashboard.audit.selectors import audit_environment_slugs
+
+    prefix = f"{fleet}{TARGET_SLUG_SEPARATOR}"
+    slugs = [slug for slug in audit_environment_slugs() if slug.startswith(prefix)]
+    if not slugs:
+        return {}
+    events = AuditEvent.objects.filter(
+        _lifecycle(), environment_slug__in=slugs, payload__parent_request__in=parents
+    ).order_by("seq")
+    entries: dict[int, TimelineEntry] = {}
+    for event in events:
+        entry = entries.setdefault(event.request_id, TimelineEntry(request_id=event.request_id))
+        entry.events.append(event)
+    by_parent: dict[int, list[TimelineEntry]] = {}
+    for entry in entries.values():
+        _Replay(entry).run()
+        if entry.parent_request is not None:
+            by_parent.setdefault(entry.parent_request, []).append(entry)
+    return by_parent
 
 
 def _recent_request_ids(*, environment: str, limit: int) -> list[int]:
@@ -177,10 +262,14 @@ def _utc(moment: datetime) -> str:
 class _Replay:
     """Replays one request's events into its entry (one method per kind of event)."""
 
-    def __init__(self, entry: TimelineEntry) -> None:
+    def __init__(
+        self, entry: TimelineEntry, *, target_starts: list[AuditEvent] | None = None
+    ) -> None:
         self.entry = entry
         self.requester_id: int | None = None
         self.no_approval_needed = False  # approval_not_required, until a reopening
+        # A rollout's targets' run.started events, replayed among the parent's own.
+        self.target_starts = target_starts or []
 
     def run(self) -> None:
         handlers = {
@@ -194,8 +283,16 @@ class _Replay:
             "dashboard.request.cancelled": self._request_cancelled,
             "dashboard.run.started": self._run_started,
             "dashboard.run.cancel_requested": self._run_cancel_requested,
+            "dashboard.rollout.started": self._rollout_started,
+            "dashboard.rollout.halted": self._rollout_halted,
+            "dashboard.rollout.resumed": self._rollout_resumed,
+            "dashboard.rollout.proceeded": self._rollout_proceeded,
         }
-        for event in self.entry.events:
+        merged = sorted([*self.entry.events, *self.target_starts], key=lambda event: event.seq)
+        for event in merged:
+            if event.request_id != self.entry.request_id:
+                self._target_started(event)
+                continue
             self._revisions(event)
             verb = event.action.rsplit(".", 1)[-1]
             if event.action in handlers:
@@ -204,6 +301,8 @@ class _Replay:
                 self._run_ended(event, verb)
             elif event.action == f"dashboard.run.{verb}" and verb in RUN_CORRECTION_VERBS:
                 self._run_corrected(event, verb)
+            elif event.action == f"dashboard.rollout.{verb}" and verb in ROLLOUT_END_VERBS:
+                self._rollout_ended(event, verb)
         self._check_executions()
 
     def _revisions(self, event: AuditEvent) -> None:
@@ -277,10 +376,65 @@ class _Replay:
             event.created_at,
             "running",
         )
+        parent = event.payload.get("parent_request") if isinstance(event.payload, dict) else None
+        if isinstance(parent, int) and not isinstance(parent, bool):
+            # One target of a rollout: approved through its parent (checked there).
+            entry.parent_request = parent
+            entry.fleet = str(event.payload.get("fleet") or "")
+            entry.target = str(event.payload.get("target") or "")
+            return
         # How many approvals the policy wanted is the approvals app's to judge
         # (who still holds the role is not in the log); here: at least one.
         if not self.no_approval_needed and not any(a.counted for a in entry.approvals):
             entry.flag("executed without an approval recorded before it")
+
+    # --- a fleet's rollout ----------------------------------------------------------
+
+    def _rollout_started(self, event: AuditEvent) -> None:
+        entry = self.entry
+        entry.is_rollout = True
+        entry.executed_by, entry.started_at, entry.outcome = (
+            actor_label(event),
+            event.created_at,
+            "running",
+        )
+        if not self.no_approval_needed and not any(a.counted for a in entry.approvals):
+            entry.flag("rollout started without an approval recorded before it")
+
+    def _target_started(self, event: AuditEvent) -> None:
+        """A target's run started: the parent's approvals must still count at that moment."""
+        if self.no_approval_needed or any(a.counted for a in self.entry.approvals):
+            return
+        target = event.payload.get("target") if isinstance(event.payload, dict) else None
+        self.entry.flag(
+            f"target {target or event.environment_slug} started without an approval that"
+            " still counted"
+        )
+
+    def _rollout_halted(self, event: AuditEvent) -> None:
+        self.entry.outcome = "halted"
+        reason = event.payload.get("reason") if isinstance(event.payload, dict) else None
+        self.entry.notes.append(
+            f"halted {_utc(event.created_at)}: {reason or 'no reason recorded'}"
+        )
+
+    def _rollout_resumed(self, event: AuditEvent) -> None:
+        self.entry.outcome = "running"
+        retried = event.payload.get("retried") if isinstance(event.payload, dict) else None
+        detail = f", {retried} target(s) retried" if isinstance(retried, int) else ""
+        self.entry.notes.append(f"resumed by {actor_label(event)} {_utc(event.created_at)}{detail}")
+
+    def _rollout_proceeded(self, event: AuditEvent) -> None:
+        self.entry.notes.append(
+            f"soak ended early by {actor_label(event)} {_utc(event.created_at)}"
+        )
+
+    def _rollout_ended(self, event: AuditEvent, outcome: str) -> None:
+        entry = self.entry
+        entry.is_rollout = True
+        entry.ended_at, entry.outcome = event.created_at, outcome
+        if outcome == "cancelled" and event.actor_type == AuditEvent.ActorType.USER:
+            entry.decided_by = actor_label(event)
 
     def _run_cancel_requested(self, event: AuditEvent) -> None:
         self.entry.notes.append(

@@ -123,6 +123,19 @@ PAGE_TABLE = _rows(
     # lead's POST is refused with a message and changes nothing.
     ("approvals:cancel_run",          "GET",    302, 403, 405, 403, 403),
     ("approvals:cancel_run",          "POST",   302, 403, 302, 403, 403, ""),
+    # A fleet's rollout page, its polled fragment and its leads' actions; the crawl's
+    # open request is a single environment's: 404 (it has no rollout) for its readers.
+    ("rollouts:rollout",              "GET",    302, 404, 404, 404, 403),
+    ("rollouts:live",                 "GET",    302, 302, 302, 302, 403),  # not htmx: to the page
+    ("rollouts:live",                 "HTMX",   302, 404, 404, 404, 403),
+    ("rollouts:resume",               "GET",    302, 405, 405, 405, 403),
+    ("rollouts:resume",               "POST",   302, 404, 404, 404, 403, ""),
+    ("rollouts:cancel",               "GET",    302, 405, 405, 405, 403),
+    ("rollouts:cancel",               "POST",   302, 404, 404, 404, 403, ""),
+    ("rollouts:proceed",              "GET",    302, 405, 405, 405, 403),
+    ("rollouts:proceed",              "POST",   302, 404, 404, 404, 403, ""),
+    ("rollouts:rollback",             "GET",    302, 405, 405, 405, 403),
+    ("rollouts:rollback",             "POST",   302, 404, 404, 404, 403, ""),
 )
 
 # The API. anonymous = no credentials at all. Reads accept a token or a session.
@@ -140,6 +153,10 @@ API_TABLE = _rows(
     # Not operations: refused with the policy's reason (approving stays in the browser).
     ("api:request_approve",           "POST",   401, 403, 403, 403, 403, ""),
     ("api:request_reject",            "POST",   401, 403, 403, 403, 403, ""),
+    # A fleet's rollout is resumed or cancelled by its leads; the crawl's open request is
+    # a single environment's: 404 (it has no rollout) for whoever may read it.
+    ("api:request_resume",            "POST",   401, 404, 404, 404, 403, ""),
+    ("api:request_cancel",            "POST",   401, 404, 404, 404, 403, ""),
     # Any other path under /api/v1/: a JSON 404, whoever asks.
     ("api:not-found",                 "GET",    404, 404, 404, 404, 404),
 )
@@ -218,11 +235,17 @@ def _paths(world: World) -> dict[str, list[str]]:
         "approvals:cancel": [reverse("approvals:cancel", args=[open_.pk])],
         "approvals:sql": [reverse("approvals:sql", args=[done.pk])],
         "approvals:cancel_run": [reverse("approvals:cancel_run", args=[open_.pk])],
+        **{
+            f"rollouts:{name}": [reverse(f"rollouts:{name}", args=[open_.pk])]
+            for name in ("rollout", "live", "resume", "cancel", "proceed", "rollback")
+        },
         "api:environment": [reverse("api:environment", kwargs={"slug": env.slug})],
         "api:request": [reverse("api:request", kwargs={"request_id": done.pk})],
         "api:requests_create": [reverse("api:requests")],
         "api:request_approve": [reverse("api:request_approve", kwargs={"request_id": open_.pk})],
         "api:request_reject": [reverse("api:request_reject", kwargs={"request_id": open_.pk})],
+        "api:request_resume": [reverse("api:request_resume", kwargs={"request_id": open_.pk})],
+        "api:request_cancel": [reverse("api:request_cancel", kwargs={"request_id": open_.pk})],
         "api:not-found": ["/api/v1/no-such-endpoint"],
         "admin:environments_environment_change": [_admin("environments_environment_change", env)],
         "admin:environments_environment_delete": [_admin("environments_environment_delete", env)],
