@@ -7,12 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # The embedded demo: SQLite everywhere, Celery's filesystem broker, all under var/.
+# MAGNETIQ_TENANT_URL is the tenants fleet's URL template: each target fills in {target}.
 DEMO_ENV := DJANGO_DEBUG=1 \
 	MAGNETIQ_DEV_URL=sqlite:///$(CURDIR)/var/targets/dev.sqlite3 \
 	MAGNETIQ_STAGING_URL=sqlite:///$(CURDIR)/var/targets/staging.sqlite3 \
-	MAGNETIQ_PRODUCTION_URL=sqlite:///$(CURDIR)/var/targets/production.sqlite3
+	MAGNETIQ_PRODUCTION_URL=sqlite:///$(CURDIR)/var/targets/production.sqlite3 \
+	MAGNETIQ_TENANT_URL='sqlite:///$(CURDIR)/var/targets/tenants/{target}.sqlite3'
 
-.PHONY: demo demo-setup test lint format bench clean install screenshots
+.PHONY: demo demo-setup demo-fix-tenant test lint format bench clean install screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +25,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo-setup: $(STAMP)
-	mkdir -p var/targets
+	mkdir -p var/targets/tenants
 	$(DEMO_ENV) $(BIN)/python manage.py demo_setup
+
+## The demo's halted fleet rollout: drop the table made by hand on tenant initech (then press Resume).
+demo-fix-tenant: $(STAMP)
+	$(DEMO_ENV) $(BIN)/python manage.py demo_targets --fix-tenant
 
 ## Serve the dashboard on http://127.0.0.1:8000 with two workers and beat; Ctrl-C stops all.
 # Migrations run on the `runs` queue (processes: Alembic's context is process-global),
@@ -67,9 +73,10 @@ SCREENSHOTS := overview control-room graph request-review request-run audit-log
 screenshots: $(STAMP)
 	$(BIN)/python -m pytest tests/browser/test_demo_tour.py tests/browser/test_approval_journey.py \
 		tests/browser/test_graph_journey.py tests/browser/test_environments_journey.py \
-		tests/browser/test_audit_journey.py
+		tests/browser/test_audit_journey.py tests/browser/test_rollout_journey.py
 	mkdir -p docs/screenshots
 	for name in $(SCREENSHOTS); do cp test-artifacts/tour-$$name.png docs/screenshots/$$name.png; done
+	cp test-artifacts/rollout-halted.png docs/screenshots/rollout-halted.png
 
 clean:
 	rm -rf var test-artifacts staticfiles

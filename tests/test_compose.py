@@ -86,3 +86,13 @@ def test_it_holds_no_password() -> None:
     text = (REPO_ROOT / "docker-compose.yml").read_text()
     for value in re.findall(r"PASSWORD: (.+)", text):
         assert value.strip().startswith("${"), value
+
+
+def test_the_workers_scale_with_node_names_of_their_own() -> None:
+    """`docker compose up --scale worker=4`: no fixed container name or host port, and a node
+    name per container (each has its own hostname, ``%h``)."""
+    for service in ("worker", "worker-io"):
+        spec = SERVICES[service]
+        assert "container_name" not in spec and "ports" not in spec, service
+        command = spec["command"]
+        assert command[command.index("-n") + 1].endswith("@%h"), service

@@ -41,6 +41,8 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
     """The demo as ``make demo-setup`` leaves it, and a worker on a per-run Redis queue."""
     for slug in ("dev", "staging", "production"):
         monkeypatch.setenv(f"MAGNETIQ_{slug.upper()}_URL", f"sqlite:///{tmp_path / slug}.sqlite3")
+    # The tenants fleet too, as the Makefile sets it (the overview screenshot shows its card).
+    monkeypatch.setenv("MAGNETIQ_TENANT_URL", f"sqlite:///{tmp_path}/tenants/{{target}}.sqlite3")
     call_command("demo_setup", environments=str(REPO_ROOT / "environments.toml"))
     queue = f"test-tour-{uuid.uuid4().hex[:8]}"
     with broker(REDIS, queue):

@@ -28,14 +28,21 @@ def run(*args: str) -> str:
 
 def test_the_repository_file_loads_and_reloading_changes_nothing() -> None:
     first = run("load_environments", str(REPO / "environments.toml"))
-    assert first.splitlines() == ["created dev", "created staging", "created production"]
+    assert first.splitlines() == [
+        "created dev",
+        "created staging",
+        "created production",
+        "created tenants",
+    ]
+    # The demo's fleet: its targets come from tenants.txt next to the file.
+    assert Environment.objects.targets_of(Environment.objects.get(slug="tenants")).count() == 12
     production = Environment.objects.get(slug="production")
     assert production.required_approvals == 2
     assert production.approver_group.name == "Tech leads"
     assert production.approval_ttl.total_seconds() == 12 * 3600
     assert production.url_env == "MAGNETIQ_PRODUCTION_URL"
     events = AuditEvent.objects.filter(action="dashboard.environment.changed").count()
-    assert events == 3
+    assert events == 4  # one per environment; a fleet's targets are listed in its event
 
     second = run("load_environments", str(REPO / "environments.toml"))
     assert "nothing changed" in second and "unchanged production" in second

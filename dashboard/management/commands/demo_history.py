@@ -15,14 +15,27 @@ worker calls, so no worker is needed during set-up):
    hand, so staging stays a few revisions behind.
 3. production: ``developer`` requests ``heads``; the request waits for two
    tech leads, and its plan contains the destructive drop-column revision.
-4. The audit chain is verified once (a genuine ``dashboard.audit.verified``
+4. tenants (a fleet of twelve SQLite tenants, placed by ``demo_targets``):
+   ``developer`` requests ``heads`` (two pinned plans: most tenants three
+   revisions behind, a few one behind), ``lead`` and ``lead2`` approve, and
+   the rollout runs here, wave by wave, through the scheduler's own step
+   (``rollout_advance``) and each target's run as above: the canary and the
+   first target of wave 2 succeed, ``initech`` fails (its ``audit_logs``
+   table exists already: ``demo_targets`` made it by hand) and the rollout
+   halts in wave 2; waves 3 and 4 are untouched. ``demo_targets
+   --fix-tenant`` drops the table; *Resume* on the rollout page (the demo's
+   workers) finishes the rollout.
+5. The audit chain is verified once (a genuine ``dashboard.audit.verified``
    event), so the audit page shows "intact".
 
 Notification mails of the history are not sent (the console backend would
 bury the welcome text) and Alembic's INFO lines are muted while it runs.
 
-Contract: runs once. When any migration request exists the command changes
-nothing (``make demo-setup`` twice is safe). ``targets_preposition`` must run
+Contract: runs once. When any request of dev, staging or production exists
+the pipeline's story is left as is, and when the fleet has a request its
+rollout is (``make demo-setup`` twice is safe; an older demo gains the fleet).
+A fleet whose URL variable is not set is skipped, like any environment
+without a URL. ``targets_preposition`` must run
 before ``demo_targets`` on fresh targets, so dev and staging start further
 behind than ``demo_targets`` would leave them and the history moves them
 to where ``demo_targets`` wants them.
@@ -50,9 +63,12 @@ from dashboard.approvals.services.decisions import migration_request_approve
 from dashboard.approvals.services.execution import RetryLater, run_execute, run_start
 from dashboard.approvals.services.requests import RequestRefused, migration_request_create
 from dashboard.audit.services import audit_chain_verify
+from dashboard.environments.management.commands.demo_targets import FIX_COMMAND, FLEET
 from dashboard.environments.models import Environment, EnvironmentConfigError
 from dashboard.environments.services import alembic_script, environments_refresh_all
 from dashboard.migrator.plan import compute_plan
+from dashboard.rollouts.models import Rollout, RolloutTarget
+from dashboard.rollouts.services.scheduler import rollout_advance
 
 # How far behind head fresh targets start, before the history moves them.
 FRESH_BEHIND = {"dev": 3, "staging": 6}
@@ -60,6 +76,10 @@ FRESH_BEHIND = {"dev": 3, "staging": 6}
 STAGING_BEHIND_AFTER = 3
 WAIT_FOR_WORKER_SECONDS = 60
 PEOPLE = ("developer", "lead", "lead2")
+PIPELINE = ("dev", "staging", "production")
+# A fleet request pins plans from the targets' cached heads: every target read.
+FLEET_READ_STATES = ("up_to_date", "pending")
+ROLLOUT_STEPS = 20  # scheduler steps while building the history (4 waves need far fewer)
 
 
 def revision_order() -> list[str]:
@@ -96,12 +116,18 @@ def _has_version_table(url: str, table: str) -> bool:
         engine.dispose()
 
 
+def pipeline_history_exists() -> bool:
+    """Whether the story of dev, staging and production was told (any of their requests)."""
+    return MigrationRequest.objects.filter(environment__slug__in=PIPELINE).exists()
+
+
 def targets_preposition(*, write: Any) -> None:
     """Put fresh (never migrated) dev and staging targets further behind than their demo place.
 
-    Does nothing once a request exists or for a target that has a version table.
+    Does nothing once dev, staging or production has a request, or for a target that has a
+    version table.
     """
-    if MigrationRequest.objects.exists():
+    if pipeline_history_exists():
         return
     order = revision_order()
     for env in Environment.objects.filter(slug__in=list(FRESH_BEHIND)):
@@ -120,34 +146,68 @@ class Command(BaseCommand):
     help = "Build the demo's history (requests, approvals, runs, audit) through the real services."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if MigrationRequest.objects.exists():
-            self.stdout.write("demo history: already there, left as is")
-            return
-        envs = {env.slug: env for env in Environment.objects.all()}
-        missing = [slug for slug in ("dev", "staging", "production") if slug not in envs]
-        if missing:
-            self.stdout.write(f"demo history: skipped, no environment {', '.join(missing)}")
-            return
-        try:
-            urls = {slug: env.database_url() for slug, env in envs.items()}
-        except EnvironmentConfigError as exc:
-            self.stdout.write(f"demo history: skipped ({exc})")
-            return
         people = {u.username: u for u in get_user_model().objects.filter(username__in=PEOPLE)}
         if set(people) != set(PEOPLE):
             self.stdout.write("demo history: skipped, the demo accounts are missing")
             return
         with _quiet():
-            story = _Story(people=people, envs=envs, urls=urls, write=self.stdout.write)
-            try:
-                story.dev()
-                story.staging()
-                story.production()
-            except RequestRefused as exc:
-                self.stdout.write(f"demo history: stopped early: {exc}")
-            environments_refresh_all()
-        check = audit_chain_verify().message
-        self.stdout.write(self.style.SUCCESS(f"demo history: ready; audit log verified ({check})"))
+            built = [self._pipeline(people), self._fleet(people)]
+            if any(built):
+                environments_refresh_all(environments=Environment.objects.readable())
+        if any(built):
+            check = audit_chain_verify().message
+            self.stdout.write(
+                self.style.SUCCESS(f"demo history: ready; audit log verified ({check})")
+            )
+
+    def _pipeline(self, people: dict[str, Any]) -> bool:
+        """dev, staging and production's story; True if it was told now."""
+        if pipeline_history_exists():
+            self.stdout.write("demo history: already there, left as is")
+            return False
+        envs = {env.slug: env for env in Environment.objects.filter(slug__in=PIPELINE)}
+        missing = [slug for slug in PIPELINE if slug not in envs]
+        if missing:
+            self.stdout.write(f"demo history: skipped, no environment {', '.join(missing)}")
+            return False
+        try:
+            urls = {slug: env.database_url() for slug, env in envs.items()}
+        except EnvironmentConfigError as exc:
+            self.stdout.write(f"demo history: skipped ({exc})")
+            return False
+        story = _Story(people=people, envs=envs, urls=urls, write=self.stdout.write)
+        try:
+            story.dev()
+            story.staging()
+            story.production()
+        except RequestRefused as exc:
+            self.stdout.write(f"demo history: stopped early: {exc}")
+        return True
+
+    def _fleet(self, people: dict[str, Any]) -> bool:
+        """The tenants fleet's halted rollout; True if it was built now."""
+        fleet = Environment.objects.filter(slug=FLEET, is_fleet=True).first()
+        if fleet is None:
+            return False
+        if MigrationRequest.objects.filter(environment=fleet).exists():
+            self.stdout.write(f"demo fleet: {fleet.slug} has its rollout already, left as is")
+            return False
+        targets = list(Environment.objects.targets_of(fleet))
+        try:
+            for env in targets:
+                env.database_url()
+        except EnvironmentConfigError as exc:
+            self.stdout.write(f"demo fleet: skipped ({exc})")
+            return False
+        if any(env.status_state not in FLEET_READ_STATES for env in targets):
+            self.stdout.write(f"demo fleet: skipped, not every target of {fleet.slug} was read")
+            return False
+        story = _Story(people=people, envs={FLEET: fleet}, urls={}, write=self.stdout.write)
+        try:
+            story.fleet()
+        except RequestRefused as exc:
+            self.stdout.write(f"demo fleet: stopped early: {exc}")
+        return True
 
 
 @contextlib.contextmanager
@@ -255,3 +315,31 @@ class _Story:
 
     def production(self) -> None:
         self._request("production", "heads", "Ship the marketplace and the audit log to customers.")
+
+    def fleet(self) -> None:
+        request = self._request(
+            FLEET, "heads", "Audit log and the pages clean-up for every tenant, canary first."
+        )
+        self._approve(request, "lead", "Two plans, both read; canary first.")
+        self._approve(request, "lead2", "Fine by me; the waves stop at the first failure.")
+        rollout = Rollout.objects.get(request=request)
+        for _ in range(ROLLOUT_STEPS):
+            state = rollout_advance(rollout_id=rollout.pk)
+            queued = list(
+                RolloutTarget.objects.filter(rollout=rollout, state=RolloutTarget.State.QUEUED)
+                .exclude(request__isnull=True)
+                .select_related("request__environment")
+                .order_by("position")
+            )
+            if state != Rollout.State.RUNNING or not queued:
+                break
+            for row in queued:
+                assert row.request is not None
+                self._run(row.request)
+        rollout.refresh_from_db()
+        self.write(
+            f"{FLEET}: rollout of request #{request.pk} {rollout.get_state_display().lower()}"
+            + (f": {rollout.halted_reason}" if rollout.halted_reason else "")
+        )
+        if rollout.state == Rollout.State.HALTED:
+            self.write(f"{FLEET}: the fix: {FIX_COMMAND}, then Resume on the rollout page")

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import reverse
 
 from dashboard.roles import AUDITORS, DEVELOPERS, TECH_LEADS
 
@@ -90,6 +91,30 @@ class Command(BaseCommand):
             "",
             "  Start with the tour in docs/tour.md: log in as developer, then lead and lead2,",
             "  then auditor. Production has a request waiting for two approvals.",
+            *self._fleet_lines(url),
             "",
         ]
         self.stdout.write("\n".join(lines))
+
+    def _fleet_lines(self, url: str) -> list[str]:
+        """Where the demo fleet's halted rollout is, and the fix, while it is halted."""
+        from dashboard.environments.management.commands.demo_targets import (
+            CONFLICT_TENANT,
+            FIX_COMMAND,
+            FLEET,
+        )
+        from dashboard.rollouts.models import Rollout
+
+        halted = (
+            Rollout.objects.filter(request__environment__slug=FLEET, state=Rollout.State.HALTED)
+            .values_list("request_id", "current_wave")
+            .first()
+        )
+        if halted is None:
+            return []
+        request_id, wave = halted
+        page = url.rstrip("/") + reverse("rollouts:rollout", args=[request_id])
+        return [
+            f"  The {FLEET} fleet's rollout halted in wave {wave} on {CONFLICT_TENANT}: {page}",
+            f'  The fix: `{FIX_COMMAND}`, then Resume on that page as lead (README, "Fleets").',
+        ]
