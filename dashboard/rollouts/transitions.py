@@ -8,6 +8,9 @@
     halted  --resume (a tech lead)----> running
     pending | running | soaking | halted --cancel (a tech lead)--> cancelled
 
+A rollout that ran every wave is ``succeeded``; its request is ``failed``
+when a target failed below the halt threshold (the note says how many).
+
 Each move is a conditional ``UPDATE ... WHERE state IN (...)`` followed by its
 audit event (``dashboard.rollout.<what>``, on the fleet's request), inside the
 caller's transaction. The fleet request's own status follows through
@@ -151,9 +154,12 @@ def rollout_resumed(
 def rollout_succeeded(rollout: Rollout, *, summary: dict[str, int]) -> None:
     _move(rollout, source=[State.RUNNING], target=State.SUCCEEDED, ended_at=Now())
     note = ", ".join(f"{count} {state}" for state, count in summary.items() if count)
-    request_transitions.rollout_ended(
-        rollout.request, outcome=MigrationRequest.Status.SUCCEEDED, note=note, payload=summary
-    )
+    # Every wave ran; a target that failed below the halt threshold still fails the request.
+    failed = sum(summary.get(state, 0) for state in ("failed", "interrupted", "gate_failed"))
+    outcome = MigrationRequest.Status.FAILED if failed else MigrationRequest.Status.SUCCEEDED
+    if failed:
+        note = f"every wave ran, {failed} target(s) did not migrate: {note}"
+    request_transitions.rollout_ended(rollout.request, outcome=outcome, note=note, payload=summary)
 
 
 @transaction.atomic

@@ -245,7 +245,9 @@ def _decide(rollout: Rollout) -> _Step:
         Rollout.objects.filter(pk=rollout.pk).update(gated_wave=wave)
         return _Step(again=True)
     if wave >= rollout.wave_count:
-        transitions.rollout_succeeded(rollout, summary=state_counts(rollout))
+        summary = state_counts(rollout)
+        summary["gate_failed"] = rollout.targets.filter(gate_passed=False).count()
+        transitions.rollout_succeeded(rollout, summary=summary)
         _notify_requester(rollout)
         return _Step()
     transitions.wave_started(
