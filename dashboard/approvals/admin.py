@@ -61,7 +61,9 @@ def _active_requests(user: Any) -> list[MigrationRequest]:
         "environment__name", "requested_by__username", "run__started_at",
         "run__current_revision",
     )  # fmt: skip
-    return list(rows.filter(status__in=MigrationRequest.ACTIVE_STATUSES).order_by("-pk")[:20])
+    # A fleet's request stands for its targets' requests (its rollout page lists them).
+    rows = rows.filter(status__in=MigrationRequest.ACTIVE_STATUSES, parent__isnull=True)
+    return list(rows.order_by("-pk")[:20])
 
 
 def _control_room(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:

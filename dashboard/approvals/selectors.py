@@ -57,7 +57,8 @@ def environment_request_history(
 
 
 def requests_of_user(*, user: Any) -> QuerySet[MigrationRequest]:
-    return _listing().filter(requested_by=user)
+    """The user's requests; a fleet's per-target requests are listed on its rollout page."""
+    return _listing().filter(requested_by=user, parent__isnull=True)
 
 
 def requests_waiting_for(*, user: Any) -> list[MigrationRequest]:
@@ -119,7 +120,8 @@ def run_log_tail(*, run: Run, limit: int = 200) -> list[RunLogLine]:
 
 def request_counts() -> dict[str, int]:
     """Counts for the admin index: waiting, queued, running."""
-    counts = MigrationRequest.objects.aggregate(
+    # A fleet's request counts once, not once per target.
+    counts = MigrationRequest.objects.filter(parent__isnull=True).aggregate(
         pending=Count("pk", filter=Q(status=Status.PENDING)),
         approved=Count("pk", filter=Q(status=Status.APPROVED)),
         running=Count("pk", filter=Q(status=Status.RUNNING)),

@@ -24,7 +24,7 @@ holds a template containing ``{target}``::
     waves = [1, "10%", "100%"]         # cumulative; wave 1 is the canary
     parallelism = 8                    # targets of a wave running at once
     halt_after_failures = 1            # failed targets in a wave that halt the rollout
-    soak = "10m"                       # optional wait after each wave
+    soak = "10m"                       # optional wait between waves
     gate_sql = "select true"           # optional health check on each migrated target
 
 Each target becomes an environment ``<fleet>--<target>`` with the fleet's

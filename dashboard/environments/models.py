@@ -160,7 +160,7 @@ class Environment(models.Model):
     )
     parallelism = models.PositiveSmallIntegerField(default=4)
     halt_after_failures = models.PositiveSmallIntegerField(default=1)
-    soak = models.DurationField(null=True, blank=True, help_text="Wait after each wave.")
+    soak = models.DurationField(null=True, blank=True, help_text="Wait between waves.")
     gate_sql = models.TextField(
         blank=True, help_text="A read-only query that must return true on every migrated target."
     )

@@ -26,7 +26,9 @@ Django.
 from __future__ import annotations
 
 import hashlib
+import threading
 import types
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,68 @@ def load_pinned_script(
     and ``CommandError`` when the directory cannot be loaded at all.
     """
     script = ScriptDirectory.from_config(config)
+    signature = _signature(script, revision_hashes, env_sha256)
+    cached = _cached(signature, revision_hashes, env_sha256)
+    if cached is not None:
+        return cached
+    pinned = _load(script, revision_hashes=revision_hashes, env_sha256=env_sha256)
+    with _CACHE_LOCK:
+        _CACHE[signature] = pinned
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return pinned
+
+
+# A worker runs the same plan on target after target (a fleet): the loaded
+# project is kept while no file of it changed on disk (name, size, mtime of
+# every .py of its version locations and env.py), and the plan's files are
+# hashed again on every use, so a changed file is still refused.
+_CACHE: OrderedDict[tuple[object, ...], PinnedScript] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def _signature(
+    script: ScriptDirectory, revision_hashes: Mapping[str, str], env_sha256: str | None
+) -> tuple[object, ...]:
+    files = []
+    for location in {script.dir, *script._version_locations}:
+        folder = Path(location)
+        if folder.is_dir():
+            for path in folder.rglob("*.py"):
+                if "__pycache__" not in path.parts:
+                    stat = path.stat()
+                    files.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return (
+        script.dir,
+        tuple(sorted(files)),
+        tuple(sorted(revision_hashes.items())),
+        env_sha256 or "",
+    )
+
+
+def _cached(
+    signature: tuple[object, ...], revision_hashes: Mapping[str, str], env_sha256: str | None
+) -> PinnedScript | None:
+    with _CACHE_LOCK:
+        pinned = _CACHE.get(signature)
+    if pinned is None:
+        return None
+    for revision_id, digest in revision_hashes.items():
+        revision = pinned.script.revision_map.get_revision(revision_id)
+        path = getattr(revision, "path", None)
+        if path is None or hashlib.sha256(Path(path).read_bytes()).hexdigest() != digest:
+            return None
+    env_source = Path(pinned.env_path).read_bytes()
+    expected = env_sha256 or hashlib.sha256(pinned.env_source).hexdigest()
+    if hashlib.sha256(env_source).hexdigest() != expected:
+        return None
+    return pinned
+
+
+def _load(
+    script: ScriptDirectory, *, revision_hashes: Mapping[str, str], env_sha256: str | None
+) -> PinnedScript:
     revision_map = script.revision_map  # imports every file once
     changed: list[str] = []
     for revision_id, pinned in revision_hashes.items():

@@ -623,8 +623,6 @@ def test_the_form_shows_what_a_fleet_request_will_do_and_approvers_see_every_pla
 def test_a_conflict_halts_the_rollout_a_lead_resumes_after_the_fix_then_rolls_it_back(
     project_ini: Path, tmp_path: Path, developer: Any, lead: Any, lead2: Any, auditor: Any
 ) -> None:
-    # At b, so the plan is c alone: SQLite commits DDL as it goes (all-or-nothing is
-    # PostgreSQL's), and a conflict in the plan's only revision changes nothing.
     names = ["acme", "globex", "initech", "umbrella"]
     tenants = Tenants(project_ini, tmp_path, names, at="b")
     tenants.execute("globex", "CREATE TABLE tags (id INTEGER PRIMARY KEY)")  # c creates tags
@@ -693,6 +691,13 @@ def test_a_conflict_halts_the_rollout_a_lead_resumes_after_the_fix_then_rolls_it
     assert f"Rollback requested as request #{back.pk}" in text
     assert "Plan 1: 4 targets from c to b , 1 revision" in text
     assert back.rollout.rolls_back_id == rollout.pk
+
+    # The developer's own list shows the two fleet requests, not the 5 target runs.
+    mine = _text(_client(developer).get(reverse("approvals:mine")).content.decode())
+    assert f"#{request.pk}" in mine
+    assert MigrationRequest.objects.filter(parent=request).count() == 5
+    listed = re.findall(r"#(\d+)", mine)
+    assert {int(pk) for pk in listed} <= {request.pk, back.pk}
 
 
 def test_the_timeline_checks_each_targets_start_against_the_parents_approvals(

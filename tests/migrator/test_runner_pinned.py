@@ -7,6 +7,7 @@ with real files changed on disk between the check and the run.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -105,6 +106,28 @@ def test_a_file_changed_before_the_check_is_refused_by_name(project: Path) -> No
     with pytest.raises(PinMismatch) as refused:
         load_pinned_script(alembic_config(project), revision_hashes=expected, env_sha256=None)
 
+    assert refused.value.changed == ["b"]
+
+
+def test_a_worker_reuses_a_loaded_plan_but_still_refuses_a_file_changed_in_place(
+    project: Path,
+) -> None:
+    """Target after target of a fleet, the project is loaded once; the plan's files are
+    hashed again on every use, so an edit that keeps size and mtime is still refused."""
+    hashes = _hashes(project, "a", "b")
+    first = load_pinned_script(alembic_config(project), revision_hashes=hashes, env_sha256=None)
+    again = load_pinned_script(alembic_config(project), revision_hashes=hashes, env_sha256=None)
+    assert again is first
+
+    path = project.parent / "versions" / "b_revision.py"
+    stat = path.stat()
+    source = path.read_bytes()
+    path.write_bytes(source.replace(b'"note"', b'"nope"'))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+
+    with pytest.raises(PinMismatch) as refused:
+        load_pinned_script(alembic_config(project), revision_hashes=hashes, env_sha256=None)
     assert refused.value.changed == ["b"]
 
 

@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="environment",
             name="soak",
-            field=models.DurationField(blank=True, help_text="Wait after each wave.", null=True),
+            field=models.DurationField(blank=True, help_text="Wait between waves.", null=True),
         ),
         migrations.AddField(
             model_name="environment",
