@@ -69,14 +69,13 @@ bench: $(STAMP)
 	for script in benchmarks/*_bench.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 ## Run the browser journeys, then copy README's screenshots (viewport-sized PNGs) to docs/screenshots/.
-SCREENSHOTS := overview control-room graph request-review request-run audit-log
+SCREENSHOTS := overview control-room graph request-review request-run audit-log rollout-halted
 screenshots: $(STAMP)
 	$(BIN)/python -m pytest tests/browser/test_demo_tour.py tests/browser/test_approval_journey.py \
 		tests/browser/test_graph_journey.py tests/browser/test_environments_journey.py \
 		tests/browser/test_audit_journey.py tests/browser/test_rollout_journey.py
 	mkdir -p docs/screenshots
 	for name in $(SCREENSHOTS); do cp test-artifacts/tour-$$name.png docs/screenshots/$$name.png; done
-	cp test-artifacts/rollout-halted.png docs/screenshots/rollout-halted.png
 
 clean:
 	rm -rf var test-artifacts staticfiles

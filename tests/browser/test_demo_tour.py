@@ -147,3 +147,13 @@ def test_the_five_minute_tour(live_server: Any, browser: Any, demo: Worker) -> N
     assert {row["environment_slug"] for row in rows} == {"production"}
     assert "dashboard.run.succeeded" in {row["action"] for row in rows}
     page.context.close()
+
+    # 4. A tech lead opens the tenants fleet's halted rollout: why, and what to do.
+    fleet_request = MigrationRequest.objects.get(environment__slug="tenants", parent__isnull=True)
+    lead = _login(browser, base, "lead")
+    lead.goto(f"{base}/requests/{fleet_request.pk}/rollout/")
+    assert "Stopped in wave 2" in lead.inner_text("#rollout-said")
+    assert "initech" in lead.inner_text("body") and "audit_logs" in lead.inner_text("body")
+    assert "make demo-fix-tenant" in lead.inner_text("body")
+    _shot(lead, "rollout-halted")
+    lead.context.close()
